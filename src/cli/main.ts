@@ -1,0 +1,49 @@
+/**
+ * The `anyedge` command line: wires commander to one file per command and turns every outcome
+ * into an exit code. Commander's own failures (unknown command, missing argument) are usage
+ * errors, exit 2, like a file that cannot be read.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import type { Io } from './io.ts';
+import { processIo } from './io.ts';
+import { EXIT_OK, EXIT_USAGE, runValidate } from './validate.ts';
+
+function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/**
+ * Runs the CLI with `argv` as `process.argv` gives it (node, script, arguments…) and returns the
+ * exit code; never calls `process.exit`, so it can run inside tests and other programs.
+ */
+export async function main(argv: string[], io: Io = processIo): Promise<number> {
+  let code = EXIT_OK;
+  const program = new Command('anyedge')
+    .description('Open-source anycast edge: customer network functions on every server of every data center.')
+    .version(version())
+    .configureOutput({ writeOut: io.out, writeErr: io.err })
+    .showHelpAfterError('(run anyedge --help for usage)')
+    .exitOverride();
+
+  program
+    .command('validate')
+    .description('check a declarative config file (YAML) and print every problem with its line and column')
+    .argument('<file>', 'config file, e.g. examples/acme.yaml')
+    .action(async (file: string) => {
+      code = await runValidate(file, io);
+    });
+
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+    throw e;
+  }
+  return code;
+}
