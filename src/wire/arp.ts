@@ -8,9 +8,10 @@
  */
 import { type Result, ok, err } from '../lib/result.ts';
 import { formatIpv4Addr, formatMac, ipv4Bytes, macBytes } from './addr.ts';
-import { EMPTY, assertField, assertRoom, rd16, rd32, wr16 } from './bytes.ts';
+import { assertField, assertRoom, rd16, rd32, wr16 } from './bytes.ts';
 import { EtherType } from './ethernet.ts';
 import { type WireError, type WireFault, fault, wireError } from './error.ts';
+import { HeaderView } from './view.ts';
 
 /** Byte offset of the hardware type. */
 export const ARP_HTYPE = 0;
@@ -59,23 +60,7 @@ export const ArpFaults = {
 } as const;
 
 /** A zero-allocation view over an ARP packet. */
-export class ArpPacket {
-  /** The underlying buffer. */
-  buf: Uint8Array = EMPTY;
-  /** Offset of the packet in `buf`. */
-  off = 0;
-  /** End (exclusive) of the available bytes. */
-  end = 0;
-  /** Absolute offset of the last fault `check()` reported. */
-  faultAt = 0;
-
-  /** Points the view at a packet. */
-  reset(buf: Uint8Array, off = 0, end = buf.length): this {
-    this.buf = buf;
-    this.off = off;
-    this.end = end;
-    return this;
-  }
+export class ArpPacket extends HeaderView {
   /** Validates length and that this is Ethernet/IPv4 ARP. */
   check(): WireFault | null {
     const b = this.buf;

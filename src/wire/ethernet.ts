@@ -10,8 +10,9 @@
  */
 import { type Result, ok, err } from '../lib/result.ts';
 import { formatMac, macBytes } from './addr.ts';
-import { EMPTY, assertField, assertRoom, rd16, wr16 } from './bytes.ts';
+import { assertField, assertRoom, rd16, wr16 } from './bytes.ts';
 import { type WireError, type WireFault, fault, wireError } from './error.ts';
+import { HeaderView } from './view.ts';
 
 /** Byte offset of the destination MAC. */
 export const ETH_DST = 0;
@@ -61,23 +62,7 @@ export const EthernetFaults = {
  * A zero-allocation view over an Ethernet header at `off` in `buf`; `end` bounds the frame.
  * Reuse one view per loop with `reset`.
  */
-export class EthernetFrame {
-  /** The underlying buffer. */
-  buf: Uint8Array = EMPTY;
-  /** Offset of the header in `buf`. */
-  off = 0;
-  /** End (exclusive) of the frame in `buf`. */
-  end = 0;
-  /** Absolute offset of the last fault `check()` reported. */
-  faultAt = 0;
-
-  /** Points the view at a header; returns the view for chaining. */
-  reset(buf: Uint8Array, off = 0, end = buf.length): this {
-    this.buf = buf;
-    this.off = off;
-    this.end = end;
-    return this;
-  }
+export class EthernetFrame extends HeaderView {
 
   /** Validates the header fits; returns null or a frozen fault (its offset in `faultAt`). */
   check(): WireFault | null {

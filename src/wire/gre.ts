@@ -12,9 +12,10 @@
  * the GRE header and payload.
  */
 import { type Result, ok, err } from '../lib/result.ts';
-import { EMPTY, assertField, assertRoom, rd16, rd32, wr16, wr32 } from './bytes.ts';
+import { assertField, assertRoom, rd16, rd32, wr16, wr32 } from './bytes.ts';
 import { internetChecksum } from './checksum.ts';
 import { type WireError, type WireFault, fault, wireError } from './error.ts';
+import { HeaderView } from './view.ts';
 
 /** Byte offset of the flags/version word. */
 export const GRE_FLAGS = 0;
@@ -75,23 +76,7 @@ export const GreFaults = {
 } as const;
 
 /** A zero-allocation view over a GRE header; `end` is the end of the GRE packet (the IP payload). */
-export class GrePacket {
-  /** The underlying buffer. */
-  buf: Uint8Array = EMPTY;
-  /** Offset of the header in `buf`. */
-  off = 0;
-  /** End (exclusive) of the GRE packet. */
-  end = 0;
-  /** Absolute offset of the last fault `check()` reported. */
-  faultAt = 0;
-
-  /** Points the view at a header. */
-  reset(buf: Uint8Array, off = 0, end = buf.length): this {
-    this.buf = buf;
-    this.off = off;
-    this.end = end;
-    return this;
-  }
+export class GrePacket extends HeaderView {
   /** Validates flags, version and that the announced optional fields fit. */
   check(): WireFault | null {
     this.faultAt = this.off;

@@ -10,9 +10,10 @@
  * the "unused" bytes), is kept as `other` with the raw 4 bytes, so parse → emit is exact.
  */
 import { type Result, ok, err } from '../lib/result.ts';
-import { EMPTY, assertField, assertRoom, copyBytes, rd16, rd32, wr16, wr32 } from './bytes.ts';
+import { assertField, assertRoom, copyBytes, rd16, rd32, wr16, wr32 } from './bytes.ts';
 import { internetChecksum } from './checksum.ts';
 import { type WireError, type WireFault, fault, wireError } from './error.ts';
+import { HeaderView } from './view.ts';
 
 /** Byte offset of the type. */
 export const ICMP_TYPE = 0;
@@ -73,23 +74,7 @@ export const IcmpFaults = {
 } as const;
 
 /** A zero-allocation view over an ICMP message; `end` is the end of the IP payload. */
-export class IcmpPacket {
-  /** The underlying buffer. */
-  buf: Uint8Array = EMPTY;
-  /** Offset of the header in `buf`. */
-  off = 0;
-  /** End (exclusive) of the message. */
-  end = 0;
-  /** Absolute offset of the last fault `check()` reported. */
-  faultAt = 0;
-
-  /** Points the view at a message. */
-  reset(buf: Uint8Array, off = 0, end = buf.length): this {
-    this.buf = buf;
-    this.off = off;
-    this.end = end;
-    return this;
-  }
+export class IcmpPacket extends HeaderView {
   /** Validates the header fits. */
   check(): WireFault | null {
     this.faultAt = this.off;

@@ -5,10 +5,11 @@
  * a typed message with bits we would drop (non-zero unused bytes, non-zero code on echo/PTB).
  */
 import { type Result, ok, err } from '../lib/result.ts';
-import { EMPTY, assertField, assertRoom, copyBytes, rd16, rd32, wr16, wr32 } from './bytes.ts';
+import { assertField, assertRoom, copyBytes, rd16, rd32, wr16, wr32 } from './bytes.ts';
 import { internetChecksum } from './checksum.ts';
 import { type WireError, type WireFault, fault, wireError } from './error.ts';
 import { type Endpoints, IpProtocol, endpointsPseudoSum } from './ip.ts';
+import { HeaderView } from './view.ts';
 
 /** Byte offset of the type. */
 export const ICMPV6_TYPE = 0;
@@ -50,23 +51,7 @@ export const Icmpv6Faults = {
 } as const;
 
 /** A zero-allocation view over an ICMPv6 message; `end` is the end of the IPv6 payload. */
-export class Icmpv6Packet {
-  /** The underlying buffer. */
-  buf: Uint8Array = EMPTY;
-  /** Offset of the header in `buf`. */
-  off = 0;
-  /** End (exclusive) of the message. */
-  end = 0;
-  /** Absolute offset of the last fault `check()` reported. */
-  faultAt = 0;
-
-  /** Points the view at a message. */
-  reset(buf: Uint8Array, off = 0, end = buf.length): this {
-    this.buf = buf;
-    this.off = off;
-    this.end = end;
-    return this;
-  }
+export class Icmpv6Packet extends HeaderView {
   /** Validates the header fits. */
   check(): WireFault | null {
     this.faultAt = this.off;

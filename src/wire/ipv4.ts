@@ -9,9 +9,10 @@
  */
 import { type Result, ok, err } from '../lib/result.ts';
 import { formatIpv4Addr, ipv4Bytes } from './addr.ts';
-import { EMPTY, assertField, assertRoom, copyBytes, rd16, rd32, wr16, wr32 } from './bytes.ts';
+import { assertField, assertRoom, copyBytes, rd16, rd32, wr16, wr32 } from './bytes.ts';
 import { internetChecksum, pseudoHeaderSum } from './checksum.ts';
 import { type WireError, type WireFault, fault, wireError } from './error.ts';
+import { HeaderView } from './view.ts';
 
 /** Byte offset of version (high nibble) and IHL (low nibble, in 32-bit words). */
 export const IPV4_VER_IHL = 0;
@@ -138,23 +139,7 @@ export function walkIpv4Options(b: Uint8Array, start: number, end: number): numb
  * A zero-allocation view over an IPv4 header at `off`; `end` bounds the bytes available (the
  * frame's end), while `packetEnd` is where the total length says the packet ends.
  */
-export class Ipv4Packet {
-  /** The underlying buffer. */
-  buf: Uint8Array = EMPTY;
-  /** Offset of the header in `buf`. */
-  off = 0;
-  /** End (exclusive) of the available bytes. */
-  end = 0;
-  /** Absolute offset of the last fault `check()` reported. */
-  faultAt = 0;
-
-  /** Points the view at a header. */
-  reset(buf: Uint8Array, off = 0, end = buf.length): this {
-    this.buf = buf;
-    this.off = off;
-    this.end = end;
-    return this;
-  }
+export class Ipv4Packet extends HeaderView {
 
   /** Validates version, lengths and options (not the checksum: see {@link checksumOk}). */
   check(): WireFault | null {

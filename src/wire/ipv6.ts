@@ -7,10 +7,11 @@
  */
 import { type Result, ok, err } from '../lib/result.ts';
 import { formatIpv6Addr, ipv6Bytes } from './addr.ts';
-import { EMPTY, assertField, assertRoom, rd16, rd32, wr16, wr32 } from './bytes.ts';
+import { assertField, assertRoom, rd16, rd32, wr16, wr32 } from './bytes.ts';
 import { pseudoHeaderSum } from './checksum.ts';
 import { type WireError, type WireFault, fault, wireError } from './error.ts';
 import { IpProtocol } from './ip.ts';
+import { HeaderView } from './view.ts';
 
 /** Byte offset of version (4 bits), traffic class (8) and flow label (20). */
 export const IPV6_VER_TC_FLOW = 0;
@@ -56,23 +57,7 @@ export const Ipv6Faults = {
 } as const;
 
 /** A zero-allocation view over an IPv6 fixed header. */
-export class Ipv6Packet {
-  /** The underlying buffer. */
-  buf: Uint8Array = EMPTY;
-  /** Offset of the header in `buf`. */
-  off = 0;
-  /** End (exclusive) of the available bytes. */
-  end = 0;
-  /** Absolute offset of the last fault `check()` reported. */
-  faultAt = 0;
-
-  /** Points the view at a header. */
-  reset(buf: Uint8Array, off = 0, end = buf.length): this {
-    this.buf = buf;
-    this.off = off;
-    this.end = end;
-    return this;
-  }
+export class Ipv6Packet extends HeaderView {
   /** Validates version and lengths. */
   check(): WireFault | null {
     const o = this.off;

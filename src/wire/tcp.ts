@@ -9,10 +9,11 @@
  * covers a pseudo-header from the IP layer, so emitting and verifying need the IP addresses.
  */
 import { type Result, ok, err } from '../lib/result.ts';
-import { EMPTY, assertField, assertRoom, copyBytes, rd16, rd32, wr16, wr32 } from './bytes.ts';
+import { assertField, assertRoom, copyBytes, rd16, rd32, wr16, wr32 } from './bytes.ts';
 import { internetChecksum } from './checksum.ts';
 import { type WireError, type WireFault, fault, wireError } from './error.ts';
 import { type Endpoints, IpProtocol, endpointsPseudoSum } from './ip.ts';
+import { HeaderView } from './view.ts';
 
 /** Byte offset of the source port. */
 export const TCP_SRC_PORT = 0;
@@ -149,23 +150,7 @@ export function findTcpOption(b: Uint8Array, start: number, end: number, kind: n
 }
 
 /** A zero-allocation view over a TCP segment; `end` is the end of the segment (the IP payload). */
-export class TcpSegment {
-  /** The underlying buffer. */
-  buf: Uint8Array = EMPTY;
-  /** Offset of the header in `buf`. */
-  off = 0;
-  /** End (exclusive) of the segment. */
-  end = 0;
-  /** Absolute offset of the last fault `check()` reported. */
-  faultAt = 0;
-
-  /** Points the view at a segment. */
-  reset(buf: Uint8Array, off = 0, end = buf.length): this {
-    this.buf = buf;
-    this.off = off;
-    this.end = end;
-    return this;
-  }
+export class TcpSegment extends HeaderView {
   /** Validates the header length and options (not the checksum: it needs the IP layer). */
   check(): WireFault | null {
     const o = this.off;

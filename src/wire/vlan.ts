@@ -9,9 +9,10 @@
  * ```
  */
 import { type Result, ok, err } from '../lib/result.ts';
-import { EMPTY, assertField, assertRoom, rd16, wr16 } from './bytes.ts';
+import { assertField, assertRoom, rd16, wr16 } from './bytes.ts';
 import { EtherType } from './ethernet.ts';
 import { type WireError, type WireFault, fault, wireError } from './error.ts';
+import { HeaderView } from './view.ts';
 
 /** Byte offset of the Tag Control Information (PCP, DEI, VID). */
 export const VLAN_TCI = 0;
@@ -49,23 +50,7 @@ export const VlanFaults = {
 } as const;
 
 /** A zero-allocation view over a VLAN tag (the 4 bytes after a TPID). */
-export class VlanTag {
-  /** The underlying buffer. */
-  buf: Uint8Array = EMPTY;
-  /** Offset of the TCI in `buf`. */
-  off = 0;
-  /** End (exclusive) of the frame in `buf`. */
-  end = 0;
-  /** Absolute offset of the last fault `check()` reported. */
-  faultAt = 0;
-
-  /** Points the view at a tag. */
-  reset(buf: Uint8Array, off = 0, end = buf.length): this {
-    this.buf = buf;
-    this.off = off;
-    this.end = end;
-    return this;
-  }
+export class VlanTag extends HeaderView {
   /** Validates the tag fits. */
   check(): WireFault | null {
     if (this.end - this.off < VLAN_TAG_LEN) {
