@@ -4,6 +4,7 @@
  * drift instead of relying on a "keep in sync" comment.
  */
 import { endianness } from 'node:os';
+import { ipv4Bytes as wireIpv4Bytes, macBytes } from '../../wire/addr.ts';
 
 /** How one field is stored. `be*` fields are in network order; plain ints in host order. */
 export type FieldKind = 'u8' | 'u16' | 'u32' | 'u64' | 'be32' | 'mac';
@@ -123,7 +124,7 @@ export function encodeStruct(spec: StructSpec, v: StructValue): Buffer {
         else buf.writeUInt32BE(Number(x), f.offset);
         break;
       case 'mac':
-        macBytes(String(x)).copy(buf, f.offset);
+        buf.set(macBytes(String(x)), f.offset);
         break;
     }
   }
@@ -167,18 +168,9 @@ export function u32Key(n: number): Buffer {
   return b;
 }
 
-/** Four bytes of a dotted-quad IPv4 address, network order. Throws on bad text (callers pass validated config). */
+/** Four bytes of an IPv4 address in network order (throws on bad text: callers pass validated config). */
 export function ipv4Bytes(ip: string): Buffer {
-  const parts = ip.split('.');
-  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) throw new Error(`not an IPv4 address: ${ip}`);
-  return Buffer.from(parts.map(Number));
-}
-
-/** Six bytes of an `aa:bb:cc:dd:ee:ff` MAC address. */
-export function macBytes(mac: string): Buffer {
-  const parts = mac.split(':');
-  if (parts.length !== 6 || parts.some((p) => !/^[0-9a-fA-F]{2}$/.test(p))) throw new Error(`not a MAC address: ${mac}`);
-  return Buffer.from(parts.map((p) => parseInt(p, 16)));
+  return Buffer.from(wireIpv4Bytes(ip));
 }
 
 /** The edge_counters indexes, in the order of enum edge_counter in bpf/anyedge.h. */
