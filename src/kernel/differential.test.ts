@@ -14,6 +14,7 @@ import { run } from './exec.ts';
 import { fakeKernel, linuxKernel, type Kernel } from './index.ts';
 import { marksWith } from './marks.ts';
 import { stableListing, type NftTableSpec } from './nft.ts';
+import { rng } from '../testkit/random.ts';
 
 const tag = process.pid.toString(36).padStart(4, '0').slice(-4) + String.fromCharCode(97 + Math.floor(Math.random() * 26));
 const prefix = `aeD${tag}`;
@@ -23,18 +24,6 @@ after(async () => {
   if (!res.ok || res.value.stdout.trim() === '') return;
   for (const { name } of JSON.parse(res.value.stdout) as { name: string }[]) if (name.startsWith(prefix)) await run('ip', ['netns', 'delete', name]);
 });
-
-/** mulberry32: a small seeded PRNG, so a failing program can be replayed from its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Step = { text: string; run: (k: Kernel) => Promise<Result<unknown, KernelError>> };
 

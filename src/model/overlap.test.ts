@@ -6,18 +6,7 @@ import assert from 'node:assert/strict';
 import type { Cidr } from './net.ts';
 import { cidrContains, cidrOverlaps, formatCidr, mustCidr } from './net.ts';
 import { CidrIndex, findOverlaps } from './overlap.ts';
-
-/** mulberry32: small, seeded, good enough to pick prefixes. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from '../testkit/random.ts';
 
 /** Random prefixes inside 10.0.0.0/22 (v4) or 2001:db8::/118 (v6), lengths /22–/30 or /118–/126. */
 function randomPrefixes(n: number, seed: number): Cidr[] {

@@ -29,17 +29,8 @@ export function refPseudoHeader(src: Uint8Array, dst: Uint8Array, protocol: numb
   return [...src, ...dst, (len >>> 24) & 0xff, (len >>> 16) & 0xff, (len >>> 8) & 0xff, len & 0xff, 0, 0, 0, protocol];
 }
 
-/** Mulberry32: a small seeded PRNG so fuzz runs are reproducible from their seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The shared seeded PRNG, so fuzz runs are reproducible from their seed. */
+export { rng as prng } from '../testkit/random.ts';
 
 /** A fresh directory under the OS temp dir, removed when the test ends (pass or fail). */
 export function tempDir(t: TestContext, prefix: string): string {

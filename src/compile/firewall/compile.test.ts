@@ -14,6 +14,7 @@ import { loadFixture, mustFirewall } from './fixtures.ts';
 import { firewallSchema, type Firewall, type FirewallRule } from '../../model/firewall.ts';
 import { tcpFlagsMaskValue } from '../../model/match.ts';
 import { cidrContains, hostCidr, mustCidr, parseIp, portRanges, protocolNumber, mustRange, PROTOCOLS } from '../../model/net.ts';
+import { rng } from '../../testkit/random.ts';
 
 const OPTS: FirewallOptions = { uplink: 'veth0', tunnels: ['gre1', 'gre2'] };
 
@@ -223,18 +224,6 @@ function interpret(prog: Program, p: Packet): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-
-/** A small deterministic PRNG (mulberry32), so a failure replays. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomPacket(r: () => number, opts: FirewallOptions): Packet {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
