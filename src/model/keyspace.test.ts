@@ -157,3 +157,27 @@ test('entriesToConfig refuses an invalid keyspace with every issue', () => {
     ['unknown_key', 'endpoint_announced'],
   );
 });
+
+test('validateKeyspace caches schema results of frozen values only, per key', () => {
+  // A mutable value is parsed afresh each time: fixing it in place clears its issue.
+  const tunnel: Record<string, unknown> = { customerEndpoint: '198.51.100.200', mtu: 1 };
+  const entries = new Map<string, unknown>([
+    ['/anycast', { ranges: ['198.51.100.0/28'], greEndpoints: ['198.51.100.1'] }],
+    ['/tenants/acme', { name: 'Acme' }],
+    ['/tenants/acme/tunnels/gre1', tunnel],
+  ]);
+  assert.equal(validateKeyspace(entries).filter((i) => i.field.join('.') === 'mtu').length, 1);
+  tunnel.mtu = 1400;
+  assert.deepEqual(validateKeyspace(entries).map(formatIssue), []);
+  // One frozen value under two keys: each issue names its own key, cache or not.
+  const bad = Object.freeze({ customerEndpoint: '198.51.100.200', mtu: 1 });
+  const two = new Map<string, unknown>([
+    ['/tenants/acme', { name: 'Acme' }],
+    ['/tenants/acme/tunnels/a', bad],
+    ['/tenants/acme/tunnels/b', bad],
+  ]);
+  for (let i = 0; i < 2; i++) {
+    const paths = validateKeyspace(two).map((x) => x.path.join('/')).sort();
+    assert.deepEqual(paths, ['tenants/acme/tunnels/a', 'tenants/acme/tunnels/b']);
+  }
+});

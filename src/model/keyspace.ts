@@ -206,6 +206,27 @@ export interface ParsedEntries {
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
+type ParseResult = ReturnType<typeof parseAt>;
+
+/**
+ * Schema results of frozen values, by value identity and key. The store hands out frozen values
+ * that keep their identity until rewritten (see store/validator.ts), so a write re-parses only
+ * the objects it changed instead of the whole keyspace. Mutable values are never cached: they
+ * could change under the cache.
+ */
+const parseCache = new WeakMap<object, Map<string, ParseResult>>();
+
+function parseCached(kind: KeyRef['kind'], key: string, raw: unknown, path: Segments): ParseResult {
+  if (typeof raw !== 'object' || raw === null || !Object.isFrozen(raw)) return parseAt(schemaOf(kind), raw, path);
+  let byKey = parseCache.get(raw);
+  const hit = byKey?.get(key);
+  if (hit) return hit;
+  const r = parseAt(schemaOf(kind), raw, path);
+  if (!byKey) parseCache.set(raw, (byKey = new Map()));
+  byKey.set(key, r);
+  return r;
+}
+
 /** Parses every entry on its own and assembles what parsed into a config. */
 export function parseEntries(entries: ReadonlyMap<string, unknown>): ParsedEntries {
   const issues: Issue[] = [];
@@ -218,7 +239,7 @@ export function parseEntries(entries: ReadonlyMap<string, unknown>): ParsedEntri
       continue;
     }
     const path = key.slice(1).split('/');
-    const r = parseAt(schemaOf(ref.value.kind), raw, path);
+    const r = parseCached(ref.value.kind, key, raw, path);
     if (r.ok) parsed.push({ ref: ref.value, path, value: r.value });
     else {
       issues.push(...r.error);
