@@ -49,7 +49,7 @@ export class NetLab {
   async addNs(name: string): Promise<void> {
     await this.sh('ip', ['netns', 'add', this.ns(name)]);
     this.made.push(this.ns(name));
-    await this.ip(name, 'link', 'set', 'lo', 'up');
+    await this.ip(name, 'link', 'set', 'dev', 'lo', 'up');
     for (const s of ['net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0', 'net.ipv6.conf.all.forwarding=1']) {
       await this.exec(name, 'sysctl', ['-qw', s]);
     }
@@ -57,13 +57,13 @@ export class NetLab {
 
   /** A veth pair `a`@nsA — `b`@nsB, both up; returns nothing, names are the caller's. */
   async veth(nsA: string, a: string, nsB: string, b: string, opts: { indexA?: number; indexB?: number } = {}): Promise<void> {
-    const args = ['link', 'add', a];
+    const args = ['link', 'add', 'name', a];
     if (opts.indexA) args.push('index', String(opts.indexA));
     args.push('type', 'veth', 'peer', 'name', b, 'netns', this.ns(nsB));
     if (opts.indexB) args.push('index', String(opts.indexB));
     await this.ip(nsA, ...args);
-    await this.ip(nsA, 'link', 'set', a, 'up');
-    await this.ip(nsB, 'link', 'set', b, 'up');
+    await this.ip(nsA, 'link', 'set', 'dev', a, 'up');
+    await this.ip(nsB, 'link', 'set', 'dev', b, 'up');
   }
 
   async ifindex(ns: string, dev: string): Promise<number> {
