@@ -104,9 +104,9 @@ async function greBench(): Promise<void> {
     console.log('\n| path eyeball → customer host (64-byte UDP) | received kpps | sent kpps |');
     console.log('|---|---:|---:|');
     const gre = await iperfUdp(lab, 'e', 'h', HOST);
-    console.log(`| anycast GRE: server → tenant → tc encap → server → XDP decap at the customer router | ${(gre.pps / 1000).toFixed(0)} | ${(gre.sentPps / 1000).toFixed(0)} |`);
-    // The same hops without the tunnel: the tenant sends the packet back to the server, which
-    // (by a rule on the tenant veth, like the encapsulated packet's route) forwards it to the
+    console.log(`| anycast GRE: server → tenant → tc encap → server → XDP decap → customer router → host | ${(gre.pps / 1000).toFixed(0)} | ${(gre.sentPps / 1000).toFixed(0)} |`);
+    // The same hops without the tunnel: the tenant sends the packet back to the server (over its
+    // uplink veth instead of the tunnel pair), which by a rule on that veth forwards it to the
     // customer router, which routes it to the host.
     await lab.ip('t', 'route', 'replace', '203.0.113.0/25', 'via', '192.0.2.13');
     await lab.ip('s', 'rule', 'add', 'iif', 't0', 'lookup', '100', 'priority', '100');

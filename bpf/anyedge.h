@@ -26,7 +26,7 @@ struct gre_encap_info {
 	__be32 local;       /* outer source: the anycast GRE endpoint */
 	__be32 remote;      /* outer destination: the customer router */
 	__be32 key;         /* GRE key, network order; used when flags & TUN_F_KEY */
-	__u32 out_ifindex;  /* device the encapsulated frame leaves by (the tenant's uplink veth) */
+	__u32 out_ifindex;  /* device to redirect the encapsulated frame to; 0: it leaves by the tunnel device */
 	__u16 mtu;          /* largest inner packet the tunnel carries */
 	__u8 flags;         /* TUN_F_* */
 	__u8 ttl;           /* outer TTL */
@@ -43,11 +43,12 @@ struct gre_decap_key {
 	__u32 has_key;      /* 1 when the packet carries a key: keyed and keyless tunnels differ */
 };
 
-/* Where a decapsulated packet goes: the default-namespace end of the tenant's veth. */
+/* Where a decapsulated packet goes: the server-namespace end of the tunnel device's veth pair, so
+ * it enters the tenant namespace through the tunnel device, as if a GRE device had received it. */
 struct gre_decap_info {
 	__u32 ifindex;      /* redirect target */
 	__u8 src_mac[6];    /* L2 addresses written in front of the inner packet */
-	__u8 dst_mac[6];    /* the tenant-namespace end's MAC, so the peer accepts the frame */
+	__u8 dst_mac[6];    /* the tunnel device's MAC, so it accepts the frame */
 	__u32 stats_idx;    /* index into tunnel_stats */
 };
 

@@ -2,10 +2,12 @@
 /* GRE encapsulation at TC egress of a tenant's tunnel device.
  *
  * The tenant namespace routes customer-bound packets into a tunnel device (one per tunnel; the
- * kernel's routing picks the tunnel, so ECMP and route priorities stay the kernel's job). Here we
+ * kernel's routing picks the tunnel, so ECMP and route priorities stay the kernel's job). The
+ * tunnel device is one end of a veth pair whose other end is in the server's namespace. Here we
  * wrap the packet in IPv4 + GRE with the anycast endpoint as outer source and the customer router
- * as outer destination, clamp the TCP MSS of SYNs to what fits the tunnel, and send the frame out
- * of the tenant's uplink veth. No per-flow or per-tunnel state is kept, so every server turns the
+ * as outer destination, clamp the TCP MSS of SYNs to what fits the tunnel, and let the frame
+ * cross to the server's end (or redirect it to out_ifindex when one is set), where the server
+ * routes it to the customer router. No per-flow or per-tunnel state is kept, so every server turns the
  * same packet into the same bytes. Oversized packets with DF set never get here: the tunnel
  * device's MTU equals the tunnel MTU, so the kernel answers them with ICMP "fragmentation
  * needed" / "packet too big" and fragments the rest before TC runs.
@@ -177,6 +179,10 @@ int tc_gre_encap(struct __sk_buff *skb)
 		st->encap_packets++;
 		st->encap_bytes += inner_len;
 	}
+	/* out_ifindex 0: the frame leaves by the tunnel device itself, to its peer in the server's
+	 * namespace, which routes it like any packet. */
+	if (!t->out_ifindex)
+		return TC_ACT_OK;
 	return bpf_redirect(t->out_ifindex, 0);
 }
 

@@ -15,7 +15,9 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { needs, hasTool, isRoot } from '../../testkit/needs.ts';
 import { NetLab } from '../../testkit/netlab.ts';
-import { buildGreLab, CUSTOMER_ROUTER, ENDPOINT, EYEBALL, GRE_KEY_HEX, HOST } from './datapath-fixture.ts';
+import { HealthMonitor, type HealthChange } from '../../agent/health.ts';
+import { pingProber } from '../../agent/ping-prober.ts';
+import { buildGreLab, CUSTOMER_ROUTER, ENDPOINT, EYEBALL, GRE_KEY_HEX, HOST, INNER_OURS, INNER_PEER, KEY } from './datapath-fixture.ts';
 import { EdgeMaps } from './edge.ts';
 import { unloadEdge, type EdgePins } from './loader.ts';
 import { missingObjects } from './objects.ts';
@@ -107,4 +109,62 @@ test('tshark on the customer link decodes the GRE: outer addresses, key and inne
   // ip.src/ip.dst/ip.proto list the outer header, then the inner one.
   assert.deepEqual(await requests(), [[`${ENDPOINT},${EYEBALL}`, `${CUSTOMER_ROUTER},${HOST}`, GRE_KEY_HEX, '47,1', '8']]);
   assert.deepEqual(await replies(), [[`${CUSTOMER_ROUTER},${HOST}`, `${ENDPOINT},${EYEBALL}`, GRE_KEY_HEX, '47,1', '0']]);
+});
+
+test('a health probe through the tunnel passes, fails when the customer side stops decapsulating, and recovers', async (t) => {
+  if (!ready(t)) return;
+  const target = { path: 'tenants/acme/tunnels/gre1', netns: lab.ns('t'), device: 'gre0', source: INNER_OURS, peer: INNER_PEER };
+  const first = await pingProber.probe(target, 1000);
+  assert.equal(first.ok, true, first.error);
+  assert.ok(first.rttMs !== undefined && first.rttMs > 0);
+  const cr = new EdgeMaps(edges[1]!);
+  const key = { remote: ENDPOINT, local: CUSTOMER_ROUTER, key: KEY };
+  const saved = await cr.listDecap();
+  assert.ok(saved.ok);
+  assert.ok((await cr.deleteDecap(key)).ok);
+  const failed = await pingProber.probe(target, 300);
+  assert.equal(failed.ok, false);
+  assert.match(failed.error ?? '', /no answer from 192\.0\.2\.253 within 300 ms/);
+  assert.ok((await cr.putDecap(key, saved.value.find((d) => d.key.remote === ENDPOINT)!.value)).ok);
+  assert.equal((await pingProber.probe(target, 1000)).ok, true);
+});
+
+test('the health monitor marks the real tunnel down and up again, and reports when', async (t) => {
+  if (!ready(t)) return;
+  const changes: HealthChange[] = [];
+  const m = new HealthMonitor(pingProber, (c) => changes.push(c));
+  const path = 'tenants/acme/tunnels/gre1';
+  m.setTargets([
+    {
+      target: { path, netns: lab.ns('t'), device: 'gre0', source: INNER_OURS, peer: INNER_PEER },
+      check: { enabled: true, intervalMs: 200, timeoutMs: 150, upThreshold: 2, downThreshold: 2 },
+    },
+  ]);
+  const until = async (state: string) => {
+    const deadline = Date.now() + 10_000;
+    while (m.status()[0]!.state !== state) {
+      assert.ok(Date.now() < deadline, `still ${m.status()[0]!.state}, waiting for ${state}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  m.start(20);
+  try {
+    await until('up');
+    const cr = new EdgeMaps(edges[1]!);
+    const key = { remote: ENDPOINT, local: CUSTOMER_ROUTER, key: KEY };
+    const entry = await cr.listDecap();
+    assert.ok(entry.ok);
+    const value = entry.value.find((d) => d.key.remote === ENDPOINT)!.value;
+    const brokenAt = Date.now();
+    assert.ok((await cr.deleteDecap(key)).ok);
+    await until('down');
+    const downAfter = changes.at(-1)!.at - brokenAt;
+    assert.ok((await cr.putDecap(key, value)).ok);
+    await until('up');
+    assert.deepEqual(changes.map((c) => `${c.from}->${c.to}`), ['unknown->up', 'up->down', 'down->up']);
+    // Two misses 200 ms apart: down within about 2 intervals plus the timeout.
+    assert.ok(downAfter < 2000, `down after ${downAfter} ms`);
+  } finally {
+    m.stop();
+  }
 });

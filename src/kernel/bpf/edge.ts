@@ -17,7 +17,7 @@ export interface EncapEntry {
   readonly remote: string;
   /** GRE key, or undefined for a keyless tunnel. */
   readonly key?: number;
-  /** Device the encapsulated frame leaves by. */
+  /** Device to redirect the encapsulated frame to; 0: it leaves by the tunnel device, to its peer in the server namespace. */
   readonly outIfindex: number;
   /** Largest inner packet; SYNs are clamped to mtu − 40 (IPv4) / mtu − 60 (IPv6). */
   readonly mtu: number;

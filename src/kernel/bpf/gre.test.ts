@@ -13,6 +13,7 @@ import { EdgeMaps, type EncapEntry } from './edge.ts';
 import { loadEdge, unloadEdge, type EdgePins } from './loader.ts';
 import { missingObjects } from './objects.ts';
 
+const TC_ACT_OK = 0;
 const TC_ACT_SHOT = 2;
 const TC_ACT_REDIRECT = 7;
 const XDP_DROP = 1;
@@ -166,7 +167,7 @@ test('tc_gre_encap drops a packet larger than the tunnel MTU and counts it', asy
   assert.equal((await run('tc', fits)).retval, TC_ACT_REDIRECT);
 });
 
-test('xdp_edge decapsulates GRE for a known (source, key) and redirects to the tenant veth', async (t) => {
+test("xdp_edge decapsulates GRE for a known (source, key) and redirects to the tunnel's device pair", async (t) => {
   if (!requirements(t)) return;
   const innerBytes = buildFrame(inner);
   const encapped = buildFrame([
@@ -241,6 +242,19 @@ test('two servers with the same config turn the same packets into byte-identical
     assert.equal(a.retval, b.retval);
     assert.ok(a.dataOut.length > 0);
     assert.deepEqual(a.dataOut, b.dataOut, `frame ${i} differs between servers`);
+  }
+});
+
+test('tc_gre_encap without out_ifindex lets the frame leave by the tunnel device, same bytes', async (t) => {
+  if (!requirements(t)) return;
+  const redirected = await run('tc', buildFrame(inner));
+  assert.ok((await s0().maps.putEncap(TUNNEL_IFINDEX, { ...tunnel, outIfindex: 0 })).ok);
+  try {
+    const out = await run('tc', buildFrame(inner));
+    assert.equal(out.retval, TC_ACT_OK);
+    assert.deepEqual(out.dataOut, redirected.dataOut);
+  } finally {
+    assert.ok((await s0().maps.putEncap(TUNNEL_IFINDEX, tunnel)).ok);
   }
 });
 
