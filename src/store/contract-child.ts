@@ -1,7 +1,8 @@
 /**
  * Child process of the contract suite's multi-process test (`contract.ts`). Not a test file: it is
  * started as `node --import tsx contract-child.ts '<json>'`, opens the store the parent names
- * through the backend's child module (`openForChild(spec)`), and plays one role:
+ * through the backend's child module (`openForChild(spec)`: `lmdb-harness.ts` opens the LMDB
+ * directory, `etcd-harness.ts` the same namespace on the same etcd endpoints), and plays one role:
  *
  * - `writer`: waits for `go` on stdin, then `count` times increments `/mp/counter` by
  *   compare-and-set with retry and puts `/mp/w<id>/k<i>`; prints `{"done":true,"retries":n}`.

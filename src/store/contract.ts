@@ -1,11 +1,14 @@
 /**
  * The `ConfigStore` contract suite, run by every backend (Hono's `common.case.test.ts` pattern):
- * `lmdb.test.ts` calls `storeContract('lmdb', factory)`, and an etcd backend will call it with its
- * own factory. A backend that cannot meet a case lists it in `gaps` with the reason, so the gap is
+ * `lmdb.test.ts` calls `storeContract('lmdb', factory)` and `etcd.test.ts` calls it with a factory
+ * of namespaces on a real etcd. A backend that cannot meet a case lists it in `gaps` with the reason, so the gap is
  * visible in the test output instead of hidden.
  *
  * Tests compare revisions relative to the store's revision at the start of each test, so a
- * backend whose fresh store does not start at 0 still passes.
+ * backend whose fresh store does not start at 0 still passes. They do assume that nothing else
+ * writes to the backend during a test, so that a test's writes take consecutive revisions: etcd's
+ * revisions are global to a cluster, hence `etcd.test.ts` gives the suite a cluster of its own
+ * (tests run one at a time) rather than listing the revision checks as gaps.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';

@@ -22,7 +22,7 @@
  */
 import { resolve as resolvePath } from 'node:path';
 import { ABORT, open, type Database, type RootDatabase, type Transaction } from 'lmdb';
-import { formatIssue, type Issue } from '../model/issue.ts';
+import type { Issue } from '../model/issue.ts';
 import { err, ok, type Result } from '../lib/result.ts';
 import { checkKey, checkPrefix, checkRevision, checkTxn, compareKeys, type CheckedOp, type CheckedTxn } from './request.ts';
 import type {
@@ -40,6 +40,7 @@ import type {
   WatchEvent,
   WriteResult,
 } from './types.ts';
+import { casFailed, deepFreeze, refused, unavailable, ValidatorThrew } from './errors.ts';
 import { introducedIssues, opTouchesRoots, resolveValidation, underRoots, type ResolvedValidation } from './validate.ts';
 
 /** Options of {@link openLmdbStore}. */
@@ -81,18 +82,6 @@ interface ValidationCache {
   readonly entries: Map<string, unknown>;
 }
 
-/**
- * Freezes a decoded JSON value and everything in it: the validator gets the cached values
- * themselves, and one that modified them would corrupt every later validation.
- */
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
-  return value;
-}
-
 /** On-disk layout version, bumped on any incompatible change to the three databases. */
 const FORMAT = 1;
 
@@ -106,20 +95,6 @@ const DEFAULT_POLL_MS = 10;
  * of every other handle on the same path without waiting for their poll.
  */
 const localStores = new Map<string, Set<LmdbConfigStore>>();
-
-/** Thrown out of the write transaction when the validator itself throws: that is a bug, not a refusal. */
-class ValidatorThrew {
-  constructor(readonly cause: unknown) {}
-}
-
-function unavailable(message: string, cause?: unknown, key?: string): StoreError {
-  return { code: 'unavailable', message, ...(cause === undefined ? {} : { cause }), ...(key === undefined ? {} : { key }) };
-}
-
-function describeExpect(e: Expect): string {
-  const n = 'modRevision' in e ? e.modRevision : e.version;
-  return n === 0 ? 'absent' : 'modRevision' in e ? `modRevision ${n}` : `version ${n}`;
-}
 
 /**
  * Opens (or creates) the store at `options.path`. Fails with `unavailable` when LMDB cannot open
@@ -346,20 +321,8 @@ export class LmdbConfigStore implements ConfigStore {
   #applyInTxn(op: string, txn: CheckedTxn): Result<WriteResult, StoreError> {
     const current = this.#revisionIn();
     for (const c of txn.conditions) {
-      const e = this.#kv.get(c.key);
-      const actual = { modRevision: e?.modRevision ?? 0, version: e?.version ?? 0 };
-      const holds = 'modRevision' in c ? actual.modRevision === c.modRevision : actual.version === c.version;
-      if (!holds) {
-        const expected: Expect = 'modRevision' in c ? { modRevision: c.modRevision } : { version: c.version };
-        const now = e ? `modRevision ${actual.modRevision}, version ${actual.version}` : 'absent';
-        return err({
-          code: 'cas_failed',
-          key: c.key,
-          expected,
-          actual,
-          message: `${op}: condition on ${c.key} failed: it is ${now}, expected ${describeExpect(expected)}; re-read ${c.key} and retry`,
-        });
-      }
+      const failed = casFailed(op, c, this.#kv.get(c.key));
+      if (failed) return err(failed);
     }
 
     const revision = current + 1;
@@ -459,16 +422,7 @@ export class LmdbConfigStore implements ConfigStore {
       this.#pendingCache = rollback;
       return undefined;
     }
-    const first = ops[0];
-    const key = first && first.op !== 'deletePrefix' ? first.key : undefined;
-    const subject = op === 'txn' ? op : `${op} ${first?.op === 'deletePrefix' ? first.prefix : key}`;
-    const shown = issues.slice(0, 3).map(formatIssue);
-    return {
-      code: 'invalid',
-      issues,
-      ...(key === undefined ? {} : { key }),
-      message: `${subject}: refused, the write would add ${issues.length} issue(s) to the config: ${shown.join('; ')}${issues.length > 3 ? '; …' : ''}; nothing was written`,
-    };
+    return refused(op, ops, issues);
   }
 
   /**
