@@ -8,6 +8,7 @@ import { Command, CommanderError } from 'commander';
 import type { Io } from './io.ts';
 import { processIo } from './io.ts';
 import { EXIT_OK, EXIT_USAGE, runValidate } from './validate.ts';
+import { runPlan, type PlanOptions } from './plan.ts';
 
 function version(): string {
   try {
@@ -38,6 +39,25 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     .action(async (file: string) => {
       code = await runValidate(file, io);
     });
+
+  for (const [name, doApply, what] of [
+    ['plan', false, 'print what would change to make this machine\'s kernel match the config for one server (read-only)'],
+    ['apply-local', true, 'make this machine\'s kernel match the config for one server, then print what was done'],
+  ] as const) {
+    program
+      .command(name)
+      .description(what)
+      .requiredOption('-f, --file <file>', 'config file, e.g. examples/acme.yaml')
+      .requiredOption('--server <dc/server>', 'which server this machine is, e.g. ams/s1')
+      .option('--netns <ns>', 'act on this namespace as the server\'s default namespace (labs, tests)')
+      .option('--prefix <prefix>', 'ownership prefix of everything made (default ae)')
+      .option('--bpf <name>', 'bpffs directory of the edge programs (default anyedge)')
+      .option('--link-pool <cidr>', 'reserved IPv4 pool for server↔tenant links (default 192.0.2.128/25)')
+      .action(async (o: { file: string; server: string; netns?: string; prefix?: string; bpf?: string; linkPool?: string }) => {
+        const opts: PlanOptions = { file: o.file, server: o.server, ...(o.netns ? { netns: o.netns } : {}), ...(o.prefix ? { prefix: o.prefix } : {}), ...(o.bpf ? { bpf: o.bpf } : {}), ...(o.linkPool ? { linkPool: o.linkPool } : {}) };
+        code = await runPlan(opts, io, doApply);
+      });
+  }
 
   try {
     await program.parseAsync(argv);

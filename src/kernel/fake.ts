@@ -544,7 +544,7 @@ export function fakeApis(m: Marks): FakeApis {
   }
 
   /** Checks a next hop as the kernel does: the link exists and is up, the gateway is on it. */
-  function checkHop(op: string, ns: NsRef, s: FNs, path: string, family: Family, h: { dev: string; via?: string }): KernelError | null {
+  function checkHop(op: string, ns: NsRef, s: FNs, path: string, family: Family, h: { dev: string; via?: string }, table?: number): KernelError | null {
     const l = s.links.get(h.dev);
     if (!l) return noDevice(op, ns, h.dev);
     const remedy = 'bring the link up, and make sure each gateway is on a subnet of its link';
@@ -558,6 +558,13 @@ export function fakeApis(m: Marks): FakeApis {
       return a.link === h.dev && c !== null && c.family === family && contains(c, gw);
     });
     if (onLink) return null;
+    // As the kernel does (fib_check_nh_v4_gw), a gateway is also valid when a link route of the
+    // route's own table covers it on that device (a /32 peer address, no connected subnet).
+    const viaTable = table !== undefined && s.routes.some((r) => {
+      const c = parseCidr(r.dst);
+      return r.table === table && r.family === family && r.nexthops.length === 1 && r.nexthops[0]?.dev === h.dev && r.nexthops[0].via === undefined && c !== null && contains(c, gw);
+    });
+    if (viaTable) return null;
     return kernelError('invalid', op, ns, family === 4 ? 'Nexthop has invalid gateway' : 'No route to host', { path, remedy });
   }
 
@@ -584,7 +591,7 @@ export function fakeApis(m: Marks): FakeApis {
       const missing = r.nexthops.find((h) => !s.links.has(h.dev));
       if (missing) return err(noDevice(op, ns, missing.dev));
       for (const h of r.nexthops) {
-        const bad = checkHop(op, ns, s, path, r.family, h);
+        const bad = checkHop(op, ns, s, path, r.family, h, r.table);
         if (bad) return err(bad);
       }
       const same = (x: FRoute) => x.family === r.family && x.table === r.table && x.dst === r.dst && x.metric === r.metric;

@@ -22,6 +22,16 @@ export interface EdgePins {
 /** Where bpffs is mounted on every Linux machine we run on. */
 export const BPFFS = '/sys/fs/bpf';
 
+/** Where `loadEdge(name)` pins everything (nothing is checked or loaded). */
+export function edgePins(name: string): EdgePins {
+  const root = `${BPFFS}/${name}`;
+  return {
+    root,
+    progs: { xdpEdge: `${root}/xdp/xdp_edge`, xdpPass: `${root}/xdp/xdp_pass`, tcGreEncap: `${root}/tc/tc_gre_encap` },
+    maps: Object.fromEntries(EDGE_MAPS.map((m) => [m, `${root}/maps/${m}`])) as Record<EdgeMapName, string>,
+  };
+}
+
 /**
  * Loads xdp_edge.o and tc_gre.o under `${BPFFS}/${name}`. The caller owns the returned pins and
  * frees them with `unloadEdge`. A failure half-way removes what was pinned.
@@ -31,12 +41,8 @@ export async function loadEdge(name: string): Promise<Result<EdgePins, BpfError>
   if (missing.length) {
     return err({ code: 'bpf_failed', op: 'load edge programs', message: `missing BPF objects ${missing.join(', ')}: run npm run build:bpf` });
   }
-  const root = `${BPFFS}/${name}`;
-  const pins: EdgePins = {
-    root,
-    progs: { xdpEdge: `${root}/xdp/xdp_edge`, xdpPass: `${root}/xdp/xdp_pass`, tcGreEncap: `${root}/tc/tc_gre_encap` },
-    maps: Object.fromEntries(EDGE_MAPS.map((m) => [m, `${root}/maps/${m}`])) as Record<EdgeMapName, string>,
-  };
+  const pins = edgePins(name);
+  const root = pins.root;
   try {
     await mkdir(root, { recursive: true });
   } catch (e) {

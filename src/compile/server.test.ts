@@ -1,0 +1,127 @@
+/**
+ * compileServer: the Acme example's desired state as a golden file, the naming and allocation
+ * rules, route selection (priority groups, weights, tunnels marked down), and errors as values.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { compileServer, tenantNetns, tunnelDev, tenantLinkNames, type DesiredServer } from './server.ts';
+import { acmeConfig, acmeDoc, manyTenants, mustConfig } from '../agent/fixtures.ts';
+import { marksWith } from '../kernel/marks.ts';
+import { checkGolden } from '../testkit/golden.ts';
+
+const marks = marksWith({ prefix: 'ae' });
+const TESTDATA = new URL('./testdata/', import.meta.url).pathname;
+
+function must(r: ReturnType<typeof compileServer>): DesiredServer {
+  if (!r.ok) assert.fail(`compile failed: ${r.error.path}: ${r.error.message}`);
+  return r.value;
+}
+
+test('golden: the Acme example on ams/s1', () => {
+  const d = must(compileServer(acmeConfig(), { dc: 'ams', server: 's1' }, { marks }));
+  checkGolden(`${TESTDATA}acme-ams-s1.golden.json`, JSON.stringify(d, null, 1) + '\n');
+});
+
+test('pure: the same input gives the same output; tenant order in the file does not matter', () => {
+  const a = must(compileServer(acmeConfig(), { dc: 'ams', server: 's1' }, { marks }));
+  const doc = acmeDoc();
+  const reversed = mustConfig({ ...doc, tenants: Object.fromEntries(Object.entries(doc.tenants).reverse()) });
+  const b = must(compileServer(reversed, { dc: 'ams', server: 's1' }, { marks }));
+  assert.deepEqual(b, a);
+});
+
+test('names fit 15 characters; long ids are hashed, with a separator ids cannot contain', () => {
+  const long = 'a-very-long-tenant-id-0123456789';
+  assert.equal(tenantNetns(marks, 'acme'), 'ae-acme');
+  const h = tenantNetns(marks, long);
+  assert.match(h, /^ae_[0-9a-f]+$/);
+  assert.ok(h.length <= 15);
+  assert.notEqual(tenantNetns(marks, long), tenantNetns(marks, `${long.slice(0, -1)}8`));
+  assert.ok(tunnelDev(marksWith({ prefix: 'q1abcs' }), 'gre-to-frankfurt').length <= 15);
+  const n = tenantLinkNames(marksWith({ prefix: 'q1abcs' }), long);
+  for (const x of [n.wireServer, n.wireTenant, n.outer('gre1')]) assert.ok(x.length <= 15 && x.startsWith('q1abcs'), x);
+});
+
+test('100 tenants: unique ifindexes, MACs, stats slots and wire subnets; nothing in the main table of the server', () => {
+  const d = must(compileServer(manyTenants(100), { dc: 'ams', server: 's1' }, { marks, linkPool: '192.0.2.0/24' }));
+  const idx = d.veths.flatMap((v) => [v.spec.a.ifindex, v.spec.b.ifindex]);
+  assert.equal(new Set(idx).size, idx.length);
+  const macs = d.veths.flatMap((v) => [v.spec.a.mac, v.spec.b.mac]).filter((m) => m !== undefined);
+  assert.equal(new Set(macs).size, macs.length);
+  assert.equal(new Set(d.encap.map((e) => e.entry.statsIdx)).size, 100);
+  const wires = d.addrs.filter((a) => a.ns === null).map((a) => a.cidr);
+  assert.equal(new Set(wires).size, 100);
+  assert.ok(d.routes.filter((r) => r.ns === null).every((r) => r.spec.table === d.transitTable));
+  assert.equal(d.nft.filter((t) => t.ns === null).length, 1, 'one transit table, not one per tenant');
+});
+
+test('the link pool running out is an error value naming the tenant', () => {
+  const r = compileServer(manyTenants(3), { dc: 'ams', server: 's1' }, { marks, linkPool: '192.0.2.128/31' });
+  assert.equal(r.ok, false);
+  if (!r.ok) {
+    assert.equal(r.error.code, 'exhausted');
+    assert.match(r.error.path, /^tenants\/t\d+\/wire$/);
+  }
+});
+
+test('an unknown server is an error value with its path', () => {
+  const r = compileServer(acmeConfig(), { dc: 'ams', server: 's9' }, { marks });
+  assert.deepEqual(r.ok ? null : [r.error.code, r.error.path], ['not_found', 'dcs/ams/servers/s9']);
+});
+
+test('routes: best priority group wins, weights kept; tunnels marked down are left out', () => {
+  const doc = acmeDoc();
+  const acme = doc.tenants.acme as Record<string, unknown>;
+  acme.tunnels = {
+    gre1: { customerEndpoint: '198.51.100.200' },
+    gre2: { customerEndpoint: '198.51.100.202' },
+    gre3: { customerEndpoint: '198.51.100.203' },
+  };
+  acme.routes = { r1: { prefix: '203.0.113.0/25', via: [{ tunnel: 'gre1', weight: 3 }, { tunnel: 'gre2', weight: 1 }, { tunnel: 'gre3', priority: 200 }] } };
+  const cfg = mustConfig(doc);
+  const route = (down: string[]) => {
+    const d = must(compileServer(cfg, { dc: 'ams', server: 's1' }, { marks, down: new Set(down) }));
+    return d.routes.find((r) => r.path === 'tenants/acme/routes/r1')?.spec ?? null;
+  };
+  assert.deepEqual(route([]), { table: 254, dst: '203.0.113.0/25', metric: 100, nexthops: [{ dev: 'ae-gre1', weight: 3 }, { dev: 'ae-gre2', weight: 1 }] });
+  assert.deepEqual(route(['tenants/acme/tunnels/gre1']), { table: 254, dst: '203.0.113.0/25', metric: 100, nexthops: [{ dev: 'ae-gre2', weight: 1 }] });
+  assert.deepEqual(route(['tenants/acme/tunnels/gre1', 'tenants/acme/tunnels/gre2']), { table: 254, dst: '203.0.113.0/25', metric: 200, nexthops: [{ dev: 'ae-gre3', weight: 1 }] });
+  const d = must(compileServer(cfg, { dc: 'ams', server: 's1' }, { marks, down: new Set(['tenants/acme/tunnels/gre1', 'tenants/acme/tunnels/gre2', 'tenants/acme/tunnels/gre3']) }));
+  assert.equal(route(['tenants/acme/tunnels/gre1', 'tenants/acme/tunnels/gre2', 'tenants/acme/tunnels/gre3']), null);
+  assert.ok(d.warnings.some((w) => w.includes('tenants/acme/routes/r1')));
+  // Down tunnels keep their devices and map entries: only routes change.
+  assert.equal(d.encap.length, 4);
+});
+
+test('the customer firewall goes to the tenant namespace, with the wire as uplink and the tunnel devices', () => {
+  const d = must(compileServer(acmeConfig(), { dc: 'ams', server: 's1' }, { marks }));
+  const fw = d.nft.find((t) => t.path === 'tenants/acme/firewall');
+  assert.equal(fw?.ns, 'ae-acme');
+  assert.ok(JSON.stringify(fw?.batch).includes('"concat":["aeup","ae-gre1"]'));
+  assert.equal(d.nft.find((t) => t.path === 'tenants/globex/firewall'), undefined, 'no firewall configured: no table');
+});
+
+test('a link pool overlapping a tenant prefix is refused', () => {
+  const r = compileServer(acmeConfig(), { dc: 'ams', server: 's1' }, { marks, linkPool: '203.0.113.0/24' });
+  assert.deepEqual(r.ok ? null : [r.error.code, r.error.path], ['invalid', 'tenants/acme/prefixes/p1']);
+});
+
+test('wire subnets never take a tunnel\'s inner addresses', () => {
+  // A /30 pool holding exactly the example's inner 192.0.2.252/31 and one free /31.
+  const doc = acmeDoc();
+  const r = compileServer(mustConfig({ ...doc, tenants: { acme: doc.tenants.acme } }), { dc: 'ams', server: 's1' }, { marks, linkPool: '192.0.2.252/30' });
+  const d = must(r);
+  assert.deepEqual(d.addrs.filter((a) => a.path === 'tenants/acme/wire').map((a) => a.cidr), ['192.0.2.254/32', '192.0.2.255/31']);
+  const full = compileServer(mustConfig({ ...doc, tenants: { acme: doc.tenants.acme } }), { dc: 'ams', server: 's1' }, { marks, linkPool: '192.0.2.252/31' });
+  assert.equal(full.ok ? null : full.error.code, 'exhausted');
+});
+
+test('wires in /30s: the server end takes the first host address, the tenant end the second', () => {
+  const doc = acmeDoc();
+  const d = must(compileServer(mustConfig({ ...doc, tenants: { acme: doc.tenants.acme } }), { dc: 'ams', server: 's1' }, { marks, linkPool: '192.0.2.64/30', linkLen: 30 }));
+  assert.deepEqual(d.addrs.filter((a) => a.path === 'tenants/acme/wire').map((a) => a.cidr), ['192.0.2.65/32', '192.0.2.66/30']);
+  assert.deepEqual(d.routes.filter((r) => r.path === 'tenants/acme/wire').map((r) => [r.ns, r.spec.dst, r.spec.nexthops[0]?.via]), [
+    [null, '192.0.2.66/32', undefined],
+    ['ae-acme', '0.0.0.0/0', '192.0.2.65'],
+  ]);
+});

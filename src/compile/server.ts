@@ -1,0 +1,402 @@
+/**
+ * Compiles the config into one server's desired kernel state (`DesiredServer`): pure, the same
+ * config and options give the same value. The reconciler (agent/reconcile.ts) makes the kernel
+ * equal to it.
+ *
+ * Per tenant, with P the ownership prefix (marks.prefix):
+ *
+ * ```
+ *  server ns (the host's default ns; a netns in tests)
+ *    uplink ── XDP xdp_edge: GRE decap into the tunnel's outer end (gre_decap)
+ *    P w<h(t)> ──veth── P up   (tenant ns)     link pool /31 (or /30); tenant default route via it
+ *    P x<h(t/n)> ─veth─ P -<n>  (tenant ns)    tunnel device: MTU = tunnel MTU, NOARP,
+ *                                              TC egress tc_gre_encap (gre_encap[ifindex]),
+ *                                              XDP xdp_pass (so the veth accepts redirected frames)
+ *    table transit: <tenant prefix> via <tenant wire address>; ip rule fwmark M lookup transit
+ *    nft P transit: ip daddr @tenant4 → mark M (see server/transit.ts)
+ *  tenant ns P-<t> (or P_<hash> when the id is too long)
+ *    routes: default via the server's wire address; each tenant route → its best-priority
+ *            group of tunnel devices (multipath with weights); nft P fw: the customer firewall
+ * ```
+ *
+ * Why the tunnel device's other end sits in the server namespace (and not beside it in the
+ * tenant's): XDP can only redirect to a device of its own namespace, and the decapsulated packet
+ * must enter the tenant namespace through the tunnel device, since the customer firewall tells
+ * directions by (input, output) interface. Encapsulated packets leave the same way out
+ * (out_ifindex 0), into the server namespace, where the server routes them to the customer.
+ * This is the recipe proven by kernel/bpf/datapath.test.ts.
+ *
+ * Every number that must be unique per server (ifindexes of both ends of tunnel pairs and of the
+ * wire, MACs, tunnel stats slots, link subnets) is allocated from a hash of the object's path
+ * (server/alloc.ts), so BPF map entries are known here without reading the kernel.
+ */
+import type { Config, TenantConfig } from '../model/config.ts';
+import type { HealthCheck } from '../model/tunnel.ts';
+import { cidrOverlaps, familyOf, formatCidr, mustCidr } from '../model/net.ts';
+import type { Marks } from '../kernel/marks.ts';
+import type { NsRef } from '../kernel/netns.ts';
+import type { VethSpec } from '../kernel/links.ts';
+import type { RouteSpec } from '../kernel/routes.ts';
+import type { RuleSpec } from '../kernel/rules.ts';
+import type { NftJson, NftTableRef } from '../kernel/nft.ts';
+import type { DecapEntry, DecapKey, EncapEntry } from '../kernel/bpf/edge.ts';
+import { compileFirewall } from './firewall/compile.ts';
+import { macOf, shortHash, SlotAllocator } from './server/alloc.ts';
+import { compileTransitNft } from './server/transit.ts';
+
+/** Where and how to compile. */
+export interface ServerOptions {
+  /** Ownership marks: the prefix names everything (netns, links, nft tables). */
+  readonly marks: Marks;
+  /** The namespace playing the server's default namespace: null in production, a netns in tests. */
+  readonly serverNs?: NsRef;
+  /** Reserved pool for the server↔tenant wires, never tenant space. Default 192.0.2.128/25. */
+  readonly linkPool?: string;
+  /** Subnet length of one wire: 31 (default) or 30. */
+  readonly linkLen?: 30 | 31;
+  /** Id of the `transit` routing table (must be in marks.tables). Default marks.tables.min. */
+  readonly transitTable?: number;
+  /** fwmark of packets for tenant prefixes. Default 0xae. */
+  readonly fwmark?: number;
+  /** Priority of the fwmark rule (must be in marks.rulePriorities). Default marks.rulePriorities.min. */
+  readonly rulePriority?: number;
+  /**
+   * Health-check hook: tunnels (`tenants/<t>/tunnels/<n>`) currently down. They keep their
+   * devices and map entries but are left out of routes, so traffic moves to the next group.
+   */
+  readonly down?: ReadonlySet<string>;
+}
+
+/** Name of a BPF program of the edge object (kernel/bpf/loader.ts EdgePins.progs). */
+export type EdgeProg = 'xdpEdge' | 'xdpPass' | 'tcGreEncap';
+
+/** Every desired object carries its path in the config, for plans and errors. */
+interface Pathed {
+  readonly path: string;
+}
+
+/** A tenant's namespace. */
+export interface DesiredNetns extends Pathed {
+  readonly name: string;
+}
+/** A veth pair: the server↔tenant wire, or a tunnel device with its outer end. */
+export interface DesiredVeth extends Pathed {
+  readonly spec: VethSpec;
+  /** Ends that must have ARP off (tunnel devices: nothing answers ARP there). */
+  readonly noarp: readonly ('a' | 'b')[];
+}
+/** An address on one of our links. */
+export interface DesiredAddr extends Pathed {
+  readonly ns: NsRef;
+  readonly link: string;
+  readonly cidr: string;
+}
+/** A sysctl value in a namespace (per-link keys go with the link). */
+export interface DesiredSysctl extends Pathed {
+  readonly ns: NsRef;
+  readonly key: string;
+  readonly value: string;
+}
+/** A route of ours (protocol 174) in a namespace's table. */
+export interface DesiredRoute extends Pathed {
+  readonly ns: NsRef;
+  readonly spec: RouteSpec;
+}
+/** A policy rule in the server's namespace. */
+export interface DesiredRule extends Pathed {
+  readonly ns: NsRef;
+  readonly spec: RuleSpec;
+}
+/** One nftables table of ours, as an atomic-replace batch. */
+export interface DesiredNft extends Pathed {
+  readonly ns: NsRef;
+  readonly table: NftTableRef;
+  /** An atomic-replace batch (add, delete, add table, then its content). */
+  readonly batch: NftJson;
+}
+/** A program of the loaded edge attached to a link. */
+export interface DesiredAttach extends Pathed {
+  readonly ns: NsRef;
+  readonly dev: string;
+  readonly hook: 'xdp' | 'tc-egress';
+  readonly prog: EdgeProg;
+}
+/** A gre_encap entry, keyed by the tunnel device's ifindex. */
+export interface DesiredEncap extends Pathed {
+  readonly ifindex: number;
+  readonly entry: EncapEntry;
+}
+/** A gre_decap entry. */
+export interface DesiredDecap extends Pathed {
+  readonly key: DecapKey;
+  readonly entry: DecapEntry;
+}
+
+/** A tunnel as health checks see it: where its device is and what to probe through it. */
+export interface DesiredTunnel extends Pathed {
+  readonly ns: string;
+  readonly dev: string;
+  /** Our inner addresses (address/length). */
+  readonly inner: readonly string[];
+  readonly healthCheck: HealthCheck;
+}
+
+/** One server's desired kernel state. Lists are in a stable order. */
+export interface DesiredServer {
+  /** `dc/server`. */
+  readonly server: string;
+  readonly serverNs: NsRef;
+  readonly marks: Marks;
+  readonly transitTable: number;
+  /** Namespaces to scan for our routes: (ns, table) pairs we own routes in. */
+  readonly routeTables: readonly { readonly ns: NsRef; readonly table: number }[];
+  readonly netns: readonly DesiredNetns[];
+  readonly veths: readonly DesiredVeth[];
+  readonly addrs: readonly DesiredAddr[];
+  readonly sysctls: readonly DesiredSysctl[];
+  readonly routes: readonly DesiredRoute[];
+  readonly rules: readonly DesiredRule[];
+  readonly nft: readonly DesiredNft[];
+  readonly endpoints: readonly (Pathed & { readonly ip: string })[];
+  readonly encap: readonly DesiredEncap[];
+  readonly decap: readonly DesiredDecap[];
+  readonly attach: readonly DesiredAttach[];
+  /** Every tunnel with its device, for health checks (not a kernel object of its own). */
+  readonly tunnels: readonly DesiredTunnel[];
+  /** What the compiler left out and why (e.g. IPv6, not carried yet). */
+  readonly warnings: readonly string[];
+}
+
+/** A compile failure: a value with a code, the object path and the cause. */
+export interface CompileError {
+  readonly code: 'not_found' | 'exhausted' | 'invalid';
+  readonly path: string;
+  readonly message: string;
+  readonly cause?: unknown;
+}
+
+/** compileServer's result. */
+export type CompileResult = { readonly ok: true; readonly value: DesiredServer } | { readonly ok: false; readonly error: CompileError };
+
+const MAIN_TABLE = 254;
+/** Explicit ifindexes start high, clear of the kernel's own counter for physical devices. */
+const IFINDEX_BASE = 1_000_000;
+const IFINDEX_SPACE = 1 << 24;
+/** tunnel_stats has MAX_TUNNELS (65536) slots; 0 is left unused. */
+const STATS_SPACE = 65535;
+
+/** The tenant's namespace name: `P-<id>` when it fits 15 characters, else `P_<hash>` (`_` is not in ids). */
+export function tenantNetns(marks: Marks, tenant: string): string {
+  const plain = `${marks.prefix}-${tenant}`;
+  return plain.length <= 15 ? plain : `${marks.prefix}_${shortHash(tenant, Math.max(4, 15 - marks.prefix.length - 1))}`;
+}
+
+/** The tunnel device's name in the tenant namespace: `P-<tunnel>` or `P_<hash>`. */
+export function tunnelDev(marks: Marks, tunnel: string): string {
+  const plain = `${marks.prefix}-${tunnel}`;
+  return plain.length <= 15 ? plain : `${marks.prefix}_${shortHash(tunnel, Math.max(4, 15 - marks.prefix.length - 1))}`;
+}
+
+/** Names of a tenant's links: wire ends and, per tunnel, the outer end in the server namespace. */
+export function tenantLinkNames(marks: Marks, tenant: string): { wireServer: string; wireTenant: string; outer: (tunnel: string) => string } {
+  const n = Math.min(8, 15 - marks.prefix.length - 1);
+  return {
+    wireServer: `${marks.prefix}w${shortHash(tenant, n)}`,
+    wireTenant: `${marks.prefix}up`,
+    outer: (tunnel) => `${marks.prefix}x${shortHash(`${tenant}/${tunnel}`, n)}`,
+  };
+}
+
+function ipv4Text(v: bigint): string {
+  const n = Number(v);
+  return [n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff].join('.');
+}
+
+/** Compiles one server's desired state. */
+export function compileServer(config: Config, where: { dc: string; server: string }, opts: ServerOptions): CompileResult {
+  const fail = (code: CompileError['code'], path: string, message: string, cause?: unknown): CompileResult => ({ ok: false, error: { code, path, message, ...(cause !== undefined ? { cause } : {}) } });
+  const dc = Object.hasOwn(config.dcs, where.dc) ? config.dcs[where.dc] : undefined;
+  const server = dc && Object.hasOwn(dc.servers, where.server) ? dc.servers[where.server] : undefined;
+  if (!server) return fail('not_found', `dcs/${where.dc}/servers/${where.server}`, `no server ${where.server} in data center ${where.dc}; see anyedge validate for the servers the config has`);
+  const marks = opts.marks;
+  const P = marks.prefix;
+  const serverNs = opts.serverNs ?? null;
+  const transit = opts.transitTable ?? marks.tables.min;
+  const fwmark = opts.fwmark ?? 0xae;
+  const rulePriority = opts.rulePriority ?? marks.rulePriorities.min;
+  const down = opts.down ?? new Set<string>();
+  const linkLen = opts.linkLen ?? 31;
+  const pool = mustCidr(opts.linkPool ?? '192.0.2.128/25');
+  if (pool.family !== 4 || pool.len > linkLen) return fail('invalid', 'options/linkPool', `link pool ${opts.linkPool} must be an IPv4 prefix of at most /${linkLen}`);
+  const warnings: string[] = [];
+  // The wires must never take tenant space: a tenant's own address on a wire would shadow it.
+  for (const [tid, t] of Object.entries(config.tenants))
+    for (const [pid, p] of Object.entries(t.prefixes))
+      if (cidrOverlaps(pool, mustCidr(p.cidr)))
+        return fail('invalid', `tenants/${tid}/prefixes/${pid}`, `${p.cidr} overlaps the link pool ${formatCidr(pool)}; give the server↔tenant links a reserved pool (option linkPool)`);
+
+  const ifindexes = new SlotAllocator(IFINDEX_BASE, IFINDEX_SPACE, 'ifindex');
+  const macs = new SlotAllocator(1, 0xfffffffe, 'mac');
+  const stats = new SlotAllocator(1, STATS_SPACE, 'stats');
+  const wires = new SlotAllocator(0, 2 ** (linkLen - pool.len), `wire/${linkLen}`);
+
+  // Nor the customers' tunnel addresses (192.0.2.252/31 of the example sits in the default pool):
+  // the wire and a tunnel device of one namespace must not share a subnet.
+  const slotBits = BigInt(32 - linkLen);
+  for (const t of Object.values(config.tenants))
+    for (const tun of Object.values(t.tunnels))
+      for (const a of tun.inner) {
+        const c = mustCidr(`${a.split('/')[0] as string}/32`);
+        if (c.family === 4 && cidrOverlaps(pool, c)) wires.reserve(Number((c.start - pool.start) >> slotBits));
+      }
+
+  const endpoints4 = config.anycast.greEndpoints.filter((e) => familyOf(e) === 4);
+  const out = {
+    netns: [] as DesiredNetns[],
+    veths: [] as DesiredVeth[],
+    addrs: [] as DesiredAddr[],
+    sysctls: [] as DesiredSysctl[],
+    routes: [] as DesiredRoute[],
+    rules: [] as DesiredRule[],
+    nft: [] as DesiredNft[],
+    encap: [] as DesiredEncap[],
+    decap: [] as DesiredDecap[],
+    attach: [] as DesiredAttach[],
+    tunnels: [] as DesiredTunnel[],
+  };
+  const routeTables: { ns: NsRef; table: number }[] = [{ ns: serverNs, table: transit }];
+  const transitPrefixes: string[] = [];
+  const wireNames: string[] = [];
+  const decapKeys = new Map<string, string>();
+
+  const tenantIds = Object.keys(config.tenants).sort();
+  for (const tid of tenantIds) {
+    const t = config.tenants[tid] as TenantConfig;
+    const tp = `tenants/${tid}`;
+    if (t.status !== 'active') continue;
+    const ns = tenantNetns(marks, tid);
+    const names = tenantLinkNames(marks, tid);
+    out.netns.push({ path: `${tp}/netns`, name: ns });
+    routeTables.push({ ns, table: MAIN_TABLE });
+    out.sysctls.push({ path: `${tp}/netns`, ns, key: 'net.ipv4.ip_forward', value: '1' });
+
+    // The wire: server end even address, tenant end the next one.
+    const slot = wires.take(tid);
+    if (slot === null) return fail('exhausted', `${tp}/wire`, `link pool ${opts.linkPool ?? '192.0.2.128/25'} has no free /${linkLen} left; give a larger pool`);
+    const net = pool.start + BigInt(slot) * (1n << BigInt(32 - linkLen));
+    const sAddr = linkLen === 31 ? net : net + 1n;
+    const tAddr = sAddr + 1n;
+    out.veths.push({
+      path: `${tp}/wire`,
+      spec: {
+        a: { ns: serverNs, name: names.wireServer, ifindex: ifindexes.take(`${tid}/wire/s`) ?? 0 },
+        b: { ns, name: names.wireTenant, ifindex: ifindexes.take(`${tid}/wire/t`) ?? 0 },
+        owner: tid,
+      },
+      noarp: [],
+    });
+    wireNames.push(names.wireServer);
+    // The server end is a /32: a subnet would put a connected route into the server's main
+    // table. The tenant end is reached through the transit table instead (a link route).
+    out.addrs.push({ path: `${tp}/wire`, ns: serverNs, link: names.wireServer, cidr: `${ipv4Text(sAddr)}/32` });
+    out.routes.push({ path: `${tp}/wire`, ns: serverNs, spec: { table: transit, dst: `${ipv4Text(tAddr)}/32`, nexthops: [{ dev: names.wireServer }] } });
+    out.addrs.push({ path: `${tp}/wire`, ns, link: names.wireTenant, cidr: `${ipv4Text(tAddr)}/${linkLen}` });
+    out.routes.push({ path: `${tp}/wire`, ns, spec: { table: MAIN_TABLE, dst: '0.0.0.0/0', nexthops: [{ dev: names.wireTenant, via: ipv4Text(sAddr) }] } });
+
+    for (const [pid, p] of Object.entries(t.prefixes).sort(([a], [b]) => (a < b ? -1 : 1))) {
+      if (familyOf(p.cidr.split('/')[0] as string) !== 4) {
+        warnings.push(`${tp}/prefixes/${pid}: ${p.cidr} left out: IPv6 tenant prefixes are not carried yet (no IPv6 link pool)`);
+        continue;
+      }
+      transitPrefixes.push(p.cidr);
+      out.routes.push({ path: `${tp}/prefixes/${pid}`, ns: serverNs, spec: { table: transit, dst: p.cidr, nexthops: [{ dev: names.wireServer, via: ipv4Text(tAddr) }] } });
+    }
+
+    // Tunnels.
+    const devOf = new Map<string, string>();
+    for (const [nid, tun] of Object.entries(t.tunnels).sort(([a], [b]) => (a < b ? -1 : 1))) {
+      const np = `${tp}/tunnels/${nid}`;
+      if (familyOf(tun.customerEndpoint) !== 4) {
+        warnings.push(`${np}: left out: IPv6 GRE (outer) is not carried by the BPF data path yet`);
+        continue;
+      }
+      const local = tun.anycastEndpoint ?? endpoints4[0];
+      if (local === undefined) return fail('not_found', np, 'no IPv4 anycast GRE endpoint in anycast.greEndpoints for this tunnel');
+      const dev = tunnelDev(marks, nid);
+      const outer = names.outer(nid);
+      const devIndex = ifindexes.take(`${np}/dev`);
+      const outerIndex = ifindexes.take(`${np}/outer`);
+      const devMac = macs.take(`${np}/dev`);
+      const outerMac = macs.take(`${np}/outer`);
+      const statsIdx = stats.take(np);
+      if (devIndex === null || outerIndex === null || devMac === null || outerMac === null || statsIdx === null)
+        return fail('exhausted', np, 'no free interface index, MAC or statistics slot left on this server');
+      const dk = `${tun.customerEndpoint} ${local} ${tun.key ?? '-'}`;
+      const clash = decapKeys.get(dk);
+      if (clash !== undefined) return fail('invalid', np, `tunnel has the same (customer endpoint, anycast endpoint, key) as ${clash}: arriving GRE could not be told apart; give one of them a GRE key`);
+      decapKeys.set(dk, np);
+      devOf.set(nid, dev);
+      out.veths.push({
+        path: np,
+        spec: { a: { ns, name: dev, ifindex: devIndex, mac: macOf(devMac), mtu: tun.mtu }, b: { ns: serverNs, name: outer, ifindex: outerIndex, mac: macOf(outerMac) }, owner: tid },
+        noarp: ['a', 'b'],
+      });
+      const v6 = tun.inner.some((a) => familyOf(a.split('/')[0] as string) === 6);
+      if (!v6) out.sysctls.push({ path: np, ns, key: `net.ipv6.conf.${dev}.disable_ipv6`, value: '1' });
+      for (const a of tun.inner) out.addrs.push({ path: np, ns, link: dev, cidr: a });
+      out.encap.push({ path: np, ifindex: devIndex, entry: { local, remote: tun.customerEndpoint, ...(tun.key !== undefined ? { key: tun.key } : {}), outIfindex: 0, mtu: tun.mtu, ttl: 64, srcMac: macOf(devMac), dstMac: macOf(outerMac), statsIdx } });
+      out.decap.push({ path: np, key: { remote: tun.customerEndpoint, local, ...(tun.key !== undefined ? { key: tun.key } : {}) }, entry: { ifindex: outerIndex, srcMac: macOf(outerMac), dstMac: macOf(devMac), statsIdx } });
+      out.tunnels.push({ path: np, ns, dev, inner: tun.inner, healthCheck: tun.healthCheck });
+      out.attach.push({ path: np, ns, dev, hook: 'xdp', prog: 'xdpPass' });
+      out.attach.push({ path: np, ns, dev, hook: 'tc-egress', prog: 'tcGreEncap' });
+    }
+
+    // Routes: the best priority among tunnels that are up, multipath across that group.
+    for (const [rid, r] of Object.entries(t.routes).sort(([a], [b]) => (a < b ? -1 : 1))) {
+      const rp = `${tp}/routes/${rid}`;
+      if (familyOf(r.prefix.split('/')[0] as string) !== 4) {
+        warnings.push(`${rp}: ${r.prefix} left out: IPv6 routes are not carried yet`);
+        continue;
+      }
+      const up = r.via.filter((h) => devOf.has(h.tunnel) && !down.has(`${tp}/tunnels/${h.tunnel}`));
+      if (up.length === 0) {
+        warnings.push(`${rp}: no tunnel up, route left out`);
+        continue;
+      }
+      const best = Math.min(...up.map((h) => h.priority));
+      const group = up.filter((h) => h.priority === best);
+      out.routes.push({ path: rp, ns, spec: { table: MAIN_TABLE, dst: r.prefix, metric: best, nexthops: group.map((h) => ({ dev: devOf.get(h.tunnel) as string, weight: h.weight })) } });
+    }
+
+    if (t.firewall) {
+      const table = `${P}fw`;
+      try {
+        const batch = compileFirewall(tid, t.firewall, { uplink: names.wireTenant, tunnels: [...devOf.values()], table });
+        out.nft.push({ path: `${tp}/firewall`, ns, table: { family: 'inet', name: table }, batch: batch as unknown as NftJson });
+      } catch (e) {
+        return fail('invalid', `${tp}/firewall`, `firewall does not compile: ${(e as Error).message}`, e);
+      }
+    }
+  }
+
+  // The server's default namespace.
+  out.sysctls.push({ path: 'server/forwarding', ns: serverNs, key: 'net.ipv4.ip_forward', value: '1' });
+  out.rules.push({ path: 'server/transit/rule', ns: serverNs, spec: { family: 4, priority: rulePriority, table: transit, fwmark } });
+  const transitTable = `${P}transit`;
+  out.nft.push({ path: 'server/transit/nft', ns: serverNs, table: { family: 'inet', name: transitTable }, batch: compileTransitNft(transitTable, fwmark, transitPrefixes, wireNames) as unknown as NftJson });
+  out.attach.push({ path: 'server/uplink', ns: serverNs, dev: server.uplink, hook: 'xdp', prog: 'xdpEdge' });
+
+  return {
+    ok: true,
+    value: {
+      server: `${where.dc}/${where.server}`,
+      serverNs,
+      marks,
+      transitTable: transit,
+      routeTables,
+      ...out,
+      endpoints: endpoints4.map((ip) => ({ path: `anycast/greEndpoints/${ip}`, ip })),
+      warnings,
+    },
+  };
+}
