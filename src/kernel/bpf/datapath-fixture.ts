@@ -19,7 +19,8 @@ export const CUSTOMER_ROUTER = '198.51.100.200';
 export const HOST = '203.0.113.100';
 export const EYEBALL = '192.0.2.10';
 export const KEY = 42;
-export const MTU = 1476;
+// GRE with a key over a 1500-byte path: 1500 - 20 - 8 (the model's default for keyed tunnels).
+export const MTU = 1472;
 export const INNER_OURS = '192.0.2.252';
 export const INNER_PEER = '192.0.2.253';
 export const GRE_KEY_HEX = `0x${KEY.toString(16).padStart(8, '0')}`; // how tshark prints gre.key

@@ -168,3 +168,15 @@ test('the health monitor marks the real tunnel down and up again, and reports wh
     m.stop();
   }
 });
+
+test('a packet too big for the tunnel with DF set gets ICMP "fragmentation needed" with the tunnel MTU', async (t) => {
+  if (!ready(t)) return;
+  // 1460 bytes of ICMP data + 8 + 20 = 1488 > 1472: the tenant namespace's route into the tunnel
+  // device refuses it and tells the sender; 1444 + 28 = 1472 fits exactly, and its encapsulation
+  // (1472 + 28) exactly fills the 1500-byte links.
+  const tooBig = await lab.tryExec('e', 'ping', ['-c', '1', '-W', '2', '-M', 'do', '-s', '1460', HOST]);
+  assert.equal(tooBig.ok, false);
+  assert.match(tooBig.stdout, /Frag needed and DF set \(mtu = 1472\)/);
+  const fits = await lab.exec('e', 'ping', ['-c', '1', '-W', '2', '-M', 'do', '-s', '1444', HOST]);
+  assert.match(fits, /1 received/);
+});
