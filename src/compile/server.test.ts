@@ -125,3 +125,20 @@ test('wires in /30s: the server end takes the first host address, the tenant end
     ['ae-acme', '0.0.0.0/0', '192.0.2.65'],
   ]);
 });
+
+test('every server of every data center compiles the same tunnel map entries: GRE handling is stateless', () => {
+  // With the programs' output a function of packet and entries (src/kernel/bpf/gre.test.ts runs
+  // two loaded copies side by side), equal entries mean any server treats a packet alike.
+  const servers = [
+    ['ams', 's1'],
+    ['ams', 's2'],
+    ['chi', 's1'],
+  ] as const;
+  const [first, ...rest] = servers.map(([dc, server]) => must(compileServer(acmeConfig(), { dc, server }, { marks })));
+  assert.ok(first!.encap.length > 0 && first!.decap.length > 0);
+  for (const d of rest) {
+    assert.deepEqual(d.encap, first!.encap);
+    assert.deepEqual(d.decap, first!.decap);
+    assert.deepEqual(d.tunnels, first!.tunnels);
+  }
+});
