@@ -38,3 +38,23 @@ export function manyTenants(n: number): Config {
   }
   return mustConfig({ ...doc, tenants });
 }
+
+/**
+ * The Acme example with IPv6 space: Acme owns 2001:db8:a::/48 and Globex 2001:db8:b::/48, each
+ * routed into its GRE tunnel (IPv4 outer); Acme's firewall opens FTP and ping for its IPv6 host
+ * 2001:db8:a::100 as it does for 203.0.113.100.
+ */
+export function acmeDoc6(): ReturnType<typeof acmeDoc> {
+  const doc = acmeDoc();
+  const acme = doc.tenants.acme as Record<string, Record<string, unknown>> & { firewall: { rules: unknown[] } };
+  const globex = doc.tenants.globex as Record<string, Record<string, unknown>>;
+  acme.prefixes = { ...acme.prefixes, p6: { cidr: '2001:db8:a::/48' } };
+  acme.routes = { ...acme.routes, r6: { prefix: '2001:db8:a::/48', via: [{ tunnel: 'gre1' }] } };
+  acme.firewall.rules.push(
+    { id: 'ftp6', direction: 'ingress', dst: ['2001:db8:a::100'], protocol: 'tcp', dport: ['20-21'], action: 'accept' },
+    { id: 'ping6', direction: 'ingress', protocol: 'icmpv6', icmp: { type: 'echo-request' }, action: 'accept' },
+  );
+  globex.prefixes = { ...globex.prefixes, p6: { cidr: '2001:db8:b::/48' } };
+  globex.routes = { ...globex.routes, r6: { prefix: '2001:db8:b::/48', via: [{ tunnel: 'gre1' }] } };
+  return doc;
+}

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { apply, formatPlan, plan, reconcile, type ReconcileEnv, type Step } from './reconcile.ts';
-import { acmeConfig, acmeDoc, manyTenants, mustConfig } from './fixtures.ts';
+import { acmeConfig, acmeDoc, acmeDoc6, manyTenants, mustConfig } from './fixtures.ts';
 import { compileServer, type DesiredServer, type ServerOptions } from '../compile/server.ts';
 import type { Config } from '../model/config.ts';
 import { fakeKernel, marksWith, type FakeKernel } from '../kernel/index.ts';
@@ -73,6 +73,24 @@ test('applying twice changes nothing, and the plan says so', async () => {
   assert.equal(formatPlan(again), 'nothing to do\n');
   await pass(w, d);
   assert.equal((await w.dump()), before);
+});
+
+test('IPv6 tenant space: converges in one pass, then nothing to do; going back to IPv4 only removes all of it but the forwarding sysctls', async () => {
+  const w = await world();
+  const d6 = desired(mustConfig(acmeDoc6()));
+  await pass(w, d6);
+  assert.equal(formatPlan(await planOf(w, d6)), 'nothing to do\n');
+  const state = await w.dump();
+  assert.match(state, /ip -6 rule add pref 1000 fwmark 0xae lookup 100/);
+  assert.match(state, /-6 route add 2001:db8:a::\/48 .*via fe80::1 dev ae-gre1.* table 254 proto 174 metric 100/);
+  const back = desired(acmeConfig());
+  await pass(w, back);
+  assert.equal(formatPlan(await planOf(w, back)), 'nothing to do\n');
+  const fresh = await world();
+  await pass(fresh, back);
+  // Sysctls are set, never reset (as net.ipv4.ip_forward): IPv6 forwarding stays on.
+  const sansForwarding6 = (text: string) => text.split('\n').filter((l) => !l.endsWith('sysctl -w net.ipv6.conf.all.forwarding=1')).join('\n');
+  assert.equal(sansForwarding6(await w.dump()), await fresh.dump());
 });
 
 test('a tenant removed from the config leaves nothing behind', async () => {

@@ -5,9 +5,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compileServer, tenantNetns, tunnelDev, tenantLinkNames, type DesiredServer } from './server.ts';
-import { acmeConfig, acmeDoc, manyTenants, mustConfig } from '../agent/fixtures.ts';
+import { acmeConfig, acmeDoc, acmeDoc6, manyTenants, mustConfig } from '../agent/fixtures.ts';
 import { marksWith } from '../kernel/marks.ts';
 import { checkGolden } from '../testkit/golden.ts';
+import { formatIp, mustIp } from '../model/net.ts';
 
 const marks = marksWith({ prefix: 'ae' });
 const TESTDATA = new URL('./testdata/', import.meta.url).pathname;
@@ -141,4 +142,70 @@ test('every server of every data center compiles the same tunnel map entries: GR
     assert.deepEqual(d.decap, first!.decap);
     assert.deepEqual(d.tunnels, first!.tunnels);
   }
+});
+
+type End = [ns: string | null, cidr: string];
+
+test('IPv6 tenant prefixes: a /127 wire with link-local ends, transit routes, marking, a family-6 rule and tunnel routes', () => {
+  const d = must(compileServer(mustConfig(acmeDoc6()), { dc: 'ams', server: 's1' }, { marks }));
+  assert.deepEqual(d.warnings, []);
+  const wire = d.addrs.filter((a) => a.path === 'tenants/acme/wire' && a.cidr.includes(':'));
+  assert.equal(wire.length, 4);
+  const [s6, sLL, t6, tLL] = wire.map((a) => [a.ns, a.cidr]) as [End, End, End, End];
+  assert.equal(s6[0], null);
+  assert.match(s6[1], /^2001:db8:ffff::[0-9a-f]*[02468ace]\/128$/, 'server end: a host address, even');
+  assert.deepEqual(sLL, [null, 'fe80::1/128']);
+  const next = mustIp(s6[1].split('/')[0] as string).value + 1n;
+  assert.equal(t6[1], `${formatIp({ family: 6, value: next })}/127`, 'tenant end: the next address, in the same /127');
+  assert.deepEqual(tLL, ['ae-acme', 'fe80::2/128']);
+  const tAddr = t6[1].split('/')[0] as string;
+  const sAddr = s6[1].split('/')[0] as string;
+  const routes = (path: string) => d.routes.filter((r) => r.path === path).map((r) => [r.ns, r.spec.table, r.spec.dst, r.spec.nexthops.map((h) => `${h.dev} ${h.via ?? '-'}`).join(',')]);
+  assert.deepEqual(routes('tenants/acme/prefixes/p6'), [[null, 100, '2001:db8:a::/48', `aew822b33ad ${tAddr}`]]);
+  assert.deepEqual(routes('tenants/acme/routes/r6'), [['ae-acme', 254, '2001:db8:a::/48', 'ae-gre1 fe80::1']]);
+  assert.ok(routes('tenants/acme/wire').some((r) => r[0] === 'ae-acme' && r[2] === '::/0' && r[3] === `aeup ${sAddr}`));
+  assert.ok(routes('tenants/acme/wire').some((r) => r[0] === null && r[1] === 100 && r[2] === `${tAddr}/128`));
+  // Nothing in the server's main tables, either family.
+  assert.ok(d.routes.filter((r) => r.ns === null).every((r) => r.spec.table === d.transitTable));
+  assert.deepEqual(d.rules.map((r) => [r.spec.family, r.spec.fwmark, r.spec.table]), [
+    [4, 0xae, 100],
+    [6, 0xae, 100],
+  ]);
+  const sysctl = (ns: string | null) => d.sysctls.filter((x) => x.ns === ns).map((x) => `${x.key}=${x.value}`);
+  assert.ok(sysctl(null).includes('net.ipv6.conf.all.forwarding=1'));
+  assert.ok(sysctl('ae-acme').includes('net.ipv6.conf.all.forwarding=1'));
+  assert.ok(!sysctl('ae-acme').some((x) => x.includes('disable_ipv6')), 'tunnel devices of an IPv6 tenant keep IPv6');
+  const nft = JSON.stringify(d.nft.find((t) => t.path === 'server/transit/nft')?.batch);
+  assert.ok(nft.includes('"name":"tenant6","type":"ipv6_addr","flags":["interval"],"elem":[{"prefix":{"addr":"2001:db8:a::","len":48}},{"prefix":{"addr":"2001:db8:b::","len":48}}]'), nft);
+  assert.ok(nft.includes('{"match":{"op":"==","left":{"payload":{"protocol":"ip6","field":"daddr"}},"right":"@tenant6"}},{"counter":"cross_tenant"},{"drop":null}'), nft);
+  assert.ok(nft.includes('{"match":{"op":"==","left":{"payload":{"protocol":"ip6","field":"daddr"}},"right":"@tenant6"}},{"mangle":{"key":{"meta":{"key":"mark"}},"value":174}}'), nft);
+});
+
+test('IPv6: IPv4-only tenants keep IPv6 off on their tunnel devices and get no IPv6 wire; no family-6 rule without IPv6 tenants', () => {
+  const d = must(compileServer(acmeConfig(), { dc: 'ams', server: 's1' }, { marks }));
+  assert.ok(d.sysctls.some((x) => x.key === 'net.ipv6.conf.ae-gre1.disable_ipv6' && x.value === '1'));
+  assert.ok(!d.addrs.some((a) => a.cidr.includes(':')));
+  assert.deepEqual(d.rules.map((r) => r.spec.family), [4]);
+});
+
+test('IPv6: ECMP across tunnels uses gateway next hops (the kernel refuses device-only IPv6 multipath)', () => {
+  const doc = acmeDoc6();
+  const acme = doc.tenants.acme as Record<string, unknown>;
+  acme.tunnels = { gre1: { customerEndpoint: '198.51.100.200' }, gre2: { customerEndpoint: '198.51.100.202' } };
+  acme.routes = { r6: { prefix: '2001:db8:a::/48', via: [{ tunnel: 'gre1', weight: 3 }, { tunnel: 'gre2' }] } };
+  const d = must(compileServer(mustConfig(doc), { dc: 'ams', server: 's1' }, { marks }));
+  assert.deepEqual(d.routes.find((r) => r.path === 'tenants/acme/routes/r6')?.spec.nexthops, [
+    { dev: 'ae-gre1', via: 'fe80::1', weight: 3 },
+    { dev: 'ae-gre2', via: 'fe80::1', weight: 1 },
+  ]);
+});
+
+test('IPv6: an IPv6 link pool overlapping a tenant prefix, or not IPv6, is refused', () => {
+  const cfg = mustConfig(acmeDoc6());
+  const r = compileServer(cfg, { dc: 'ams', server: 's1' }, { marks, linkPool6: '2001:db8::/32' });
+  assert.deepEqual(r.ok ? null : [r.error.code, r.error.path], ['invalid', 'tenants/acme/prefixes/p6']);
+  const v4 = compileServer(cfg, { dc: 'ams', server: 's1' }, { marks, linkPool6: '192.0.2.0/24' });
+  assert.deepEqual(v4.ok ? null : [v4.error.code, v4.error.path], ['invalid', 'options/linkPool6']);
+  const full = compileServer(cfg, { dc: 'ams', server: 's1' }, { marks, linkPool6: '2001:db8:ffff::/127' });
+  assert.deepEqual(full.ok ? null : [full.error.code, full.error.path], ['exhausted', 'tenants/globex/wire']);
 });

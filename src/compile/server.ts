@@ -13,11 +13,18 @@
  *                                              TC egress tc_gre_encap (gre_encap[ifindex]),
  *                                              XDP xdp_pass (so the veth accepts redirected frames)
  *    table transit: <tenant prefix> via <tenant wire address>; ip rule fwmark M lookup transit
- *    nft P transit: ip daddr @tenant4 → mark M (see server/transit.ts)
+ *    nft P transit: ip daddr @tenant4, ip6 daddr @tenant6 → mark M (see server/transit.ts)
  *  tenant ns P-<t> (or P_<hash> when the id is too long)
  *    routes: default via the server's wire address; each tenant route → its best-priority
  *            group of tunnel devices (multipath with weights); nft P fw: the customer firewall
  * ```
+ *
+ * IPv6 tenant prefixes take the same path inside the same IPv4-outer GRE (tc_gre.c carries and
+ * xdp_edge.c decapsulates inner IPv6): a tenant with an IPv6 prefix also gets a /127 of the IPv6
+ * link pool on its wire (server end a /128, as in IPv4), IPv6 transit routes, an IPv6 default
+ * route and IPv6 tenant routes in its namespace, and the server a family-6 fwmark rule. Its
+ * tunnel devices keep IPv6 on (`addrgenmode none`, set on every veth, keeps them silent); those
+ * of IPv4-only tenants have it off.
  *
  * Why the tunnel device's other end sits in the server namespace (and not beside it in the
  * tenant's): XDP can only redirect to a device of its own namespace, and the decapsulated packet
@@ -32,7 +39,7 @@
  */
 import type { Config, TenantConfig } from '../model/config.ts';
 import type { HealthCheck } from '../model/tunnel.ts';
-import { cidrOverlaps, familyOf, formatCidr, mustCidr } from '../model/net.ts';
+import { cidrOverlaps, familyOf, formatCidr, formatIp, mustCidr } from '../model/net.ts';
 import type { Marks } from '../kernel/marks.ts';
 import type { NsRef } from '../kernel/netns.ts';
 import type { VethSpec } from '../kernel/links.ts';
@@ -52,6 +59,11 @@ export interface ServerOptions {
   readonly serverNs?: NsRef;
   /** Reserved pool for the server↔tenant wires, never tenant space. Default 192.0.2.128/25. */
   readonly linkPool?: string;
+  /**
+   * Reserved IPv6 pool for the wires of tenants with IPv6 prefixes, one /127 each (RFC 6164),
+   * never tenant space. Default 2001:db8:ffff::/112.
+   */
+  readonly linkPool6?: string;
   /** Subnet length of one wire: 31 (default) or 30. */
   readonly linkLen?: 30 | 31;
   /** Id of the `transit` routing table (must be in marks.tables). Default marks.tables.min. */
@@ -163,7 +175,7 @@ export interface DesiredServer {
   readonly attach: readonly DesiredAttach[];
   /** Every tunnel with its device, for health checks (not a kernel object of its own). */
   readonly tunnels: readonly DesiredTunnel[];
-  /** What the compiler left out and why (e.g. IPv6, not carried yet). */
+  /** What the compiler left out and why (e.g. IPv6-outer GRE, not carried yet). */
   readonly warnings: readonly string[];
 }
 
@@ -179,6 +191,20 @@ export interface CompileError {
 export type CompileResult = { readonly ok: true; readonly value: DesiredServer } | { readonly ok: false; readonly error: CompileError };
 
 const MAIN_TABLE = 254;
+/**
+ * The gateway of IPv6 routes into tunnel devices. The kernel builds IPv6 multipath routes only
+ * from gateway next hops ("Device only routes can not be added for IPv6 using the multipath
+ * API"); a link-local gateway on a NOARP device needs no neighbour answer (the neighbour entry
+ * takes the device's own MAC, which the encapsulator replaces anyway), so one address serves
+ * every tunnel device.
+ */
+const TUNNEL_GW6 = 'fe80::1';
+/** Link-local addresses of the two ends of every IPv6 wire (link-local: the same on each wire). */
+const WIRE_LL6 = { server: 'fe80::1', tenant: 'fe80::2' } as const;
+/** Default IPv6 link pool: 2^15 wires of /127. */
+const LINK_POOL6 = '2001:db8:ffff::/112';
+/** At most this many IPv6 wire slots are considered (a large pool needs no more). */
+const WIRE6_BITS = 20;
 /** Explicit ifindexes start high, clear of the kernel's own counter for physical devices. */
 const IFINDEX_BASE = 1_000_000;
 const IFINDEX_SPACE = 1 << 24;
@@ -207,6 +233,15 @@ export function tenantLinkNames(marks: Marks, tenant: string): { wireServer: str
   };
 }
 
+/** Whether `addr` or `addr/len` is IPv6. */
+function is6Addr(cidr: string): boolean {
+  return familyOf(cidr.split('/')[0] as string) === 6;
+}
+
+function ipv6Text(v: bigint): string {
+  return formatIp({ family: 6, value: v });
+}
+
 function ipv4Text(v: bigint): string {
   const n = Number(v);
   return [n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff].join('.');
@@ -228,17 +263,22 @@ export function compileServer(config: Config, where: { dc: string; server: strin
   const linkLen = opts.linkLen ?? 31;
   const pool = mustCidr(opts.linkPool ?? '192.0.2.128/25');
   if (pool.family !== 4 || pool.len > linkLen) return fail('invalid', 'options/linkPool', `link pool ${opts.linkPool} must be an IPv4 prefix of at most /${linkLen}`);
+  const pool6 = mustCidr(opts.linkPool6 ?? LINK_POOL6);
+  if (pool6.family !== 6 || pool6.len > 127) return fail('invalid', 'options/linkPool6', `IPv6 link pool ${opts.linkPool6} must be an IPv6 prefix of at most /127`);
   const warnings: string[] = [];
   // The wires must never take tenant space: a tenant's own address on a wire would shadow it.
   for (const [tid, t] of Object.entries(config.tenants))
-    for (const [pid, p] of Object.entries(t.prefixes))
-      if (cidrOverlaps(pool, mustCidr(p.cidr)))
-        return fail('invalid', `tenants/${tid}/prefixes/${pid}`, `${p.cidr} overlaps the link pool ${formatCidr(pool)}; give the server↔tenant links a reserved pool (option linkPool)`);
+    for (const [pid, p] of Object.entries(t.prefixes)) {
+      const [c, option] = familyOf(p.cidr.split('/')[0] as string) === 4 ? [pool, 'linkPool'] : [pool6, 'linkPool6'];
+      if (cidrOverlaps(c, mustCidr(p.cidr)))
+        return fail('invalid', `tenants/${tid}/prefixes/${pid}`, `${p.cidr} overlaps the link pool ${formatCidr(c)}; give the server↔tenant links a reserved pool (option ${option})`);
+    }
 
   const ifindexes = new SlotAllocator(IFINDEX_BASE, IFINDEX_SPACE, 'ifindex');
   const macs = new SlotAllocator(1, 0xfffffffe, 'mac');
   const stats = new SlotAllocator(1, STATS_SPACE, 'stats');
   const wires = new SlotAllocator(0, 2 ** (linkLen - pool.len), `wire/${linkLen}`);
+  const wires6 = new SlotAllocator(0, 2 ** Math.min(127 - pool6.len, WIRE6_BITS), 'wire6/127');
 
   // Nor the customers' tunnel addresses (192.0.2.252/31 of the example sits in the default pool):
   // the wire and a tunnel device of one namespace must not share a subnet.
@@ -246,8 +286,10 @@ export function compileServer(config: Config, where: { dc: string; server: strin
   for (const t of Object.values(config.tenants))
     for (const tun of Object.values(t.tunnels))
       for (const a of tun.inner) {
-        const c = mustCidr(`${a.split('/')[0] as string}/32`);
+        const ip = a.split('/')[0] as string;
+        const c = mustCidr(`${ip}/${familyOf(ip) === 4 ? 32 : 128}`);
         if (c.family === 4 && cidrOverlaps(pool, c)) wires.reserve(Number((c.start - pool.start) >> slotBits));
+        if (c.family === 6 && cidrOverlaps(pool6, c)) wires6.reserve(Number((c.start - pool6.start) >> 1n));
       }
 
   const endpoints4 = config.anycast.greEndpoints.filter((e) => familyOf(e) === 4);
@@ -266,6 +308,7 @@ export function compileServer(config: Config, where: { dc: string; server: strin
   };
   const routeTables: { ns: NsRef; table: number }[] = [{ ns: serverNs, table: transit }];
   const transitPrefixes: string[] = [];
+  const transitPrefixes6: string[] = [];
   const wireNames: string[] = [];
   const decapKeys = new Map<string, string>();
 
@@ -303,13 +346,30 @@ export function compileServer(config: Config, where: { dc: string; server: strin
     out.addrs.push({ path: `${tp}/wire`, ns, link: names.wireTenant, cidr: `${ipv4Text(tAddr)}/${linkLen}` });
     out.routes.push({ path: `${tp}/wire`, ns, spec: { table: MAIN_TABLE, dst: '0.0.0.0/0', nexthops: [{ dev: names.wireTenant, via: ipv4Text(sAddr) }] } });
 
+    // The IPv6 wire, for a tenant with IPv6 space: the same shape in a /127 of the IPv6 pool.
+    let tAddr6: string | null = null;
+    if (Object.values(t.prefixes).some((p) => is6Addr(p.cidr)) || Object.values(t.routes).some((r) => is6Addr(r.prefix))) {
+      const slot6 = wires6.take(tid);
+      if (slot6 === null) return fail('exhausted', `${tp}/wire`, `IPv6 link pool ${formatCidr(pool6)} has no free /127 left; give a larger pool (option linkPool6)`);
+      const sAddr6 = ipv6Text(pool6.start + BigInt(slot6) * 2n);
+      tAddr6 = ipv6Text(pool6.start + BigInt(slot6) * 2n + 1n);
+      out.sysctls.push({ path: `${tp}/netns`, ns, key: 'net.ipv6.conf.all.forwarding', value: '1' });
+      // Plus a link-local address on each end: the kernel sends neighbour solicitations only from
+      // one (ndisc_send_ns), and `addrgenmode none` on our veths leaves none. Host addresses, so
+      // neither puts a route into the server's main table (kernel/addrs.ts: noprefixroute).
+      out.addrs.push({ path: `${tp}/wire`, ns: serverNs, link: names.wireServer, cidr: `${sAddr6}/128` });
+      out.addrs.push({ path: `${tp}/wire`, ns: serverNs, link: names.wireServer, cidr: `${WIRE_LL6.server}/128` });
+      out.routes.push({ path: `${tp}/wire`, ns: serverNs, spec: { table: transit, dst: `${tAddr6}/128`, nexthops: [{ dev: names.wireServer }] } });
+      out.addrs.push({ path: `${tp}/wire`, ns, link: names.wireTenant, cidr: `${tAddr6}/127` });
+      out.addrs.push({ path: `${tp}/wire`, ns, link: names.wireTenant, cidr: `${WIRE_LL6.tenant}/128` });
+      out.routes.push({ path: `${tp}/wire`, ns, spec: { table: MAIN_TABLE, dst: '::/0', nexthops: [{ dev: names.wireTenant, via: sAddr6 }] } });
+    }
+
     for (const [pid, p] of Object.entries(t.prefixes).sort(([a], [b]) => (a < b ? -1 : 1))) {
-      if (familyOf(p.cidr.split('/')[0] as string) !== 4) {
-        warnings.push(`${tp}/prefixes/${pid}: ${p.cidr} left out: IPv6 tenant prefixes are not carried yet (no IPv6 link pool)`);
-        continue;
-      }
-      transitPrefixes.push(p.cidr);
-      out.routes.push({ path: `${tp}/prefixes/${pid}`, ns: serverNs, spec: { table: transit, dst: p.cidr, nexthops: [{ dev: names.wireServer, via: ipv4Text(tAddr) }] } });
+      const via = is6Addr(p.cidr) ? tAddr6 : ipv4Text(tAddr);
+      if (via === null) continue; // unreachable: a tenant with an IPv6 prefix has an IPv6 wire
+      (is6Addr(p.cidr) ? transitPrefixes6 : transitPrefixes).push(p.cidr);
+      out.routes.push({ path: `${tp}/prefixes/${pid}`, ns: serverNs, spec: { table: transit, dst: p.cidr, nexthops: [{ dev: names.wireServer, via }] } });
     }
 
     // Tunnels.
@@ -342,7 +402,7 @@ export function compileServer(config: Config, where: { dc: string; server: strin
         noarp: ['a', 'b'],
       });
       const v6 = tun.inner.some((a) => familyOf(a.split('/')[0] as string) === 6);
-      if (!v6) out.sysctls.push({ path: np, ns, key: `net.ipv6.conf.${dev}.disable_ipv6`, value: '1' });
+      if (!v6 && tAddr6 === null) out.sysctls.push({ path: np, ns, key: `net.ipv6.conf.${dev}.disable_ipv6`, value: '1' });
       for (const a of tun.inner) out.addrs.push({ path: np, ns, link: dev, cidr: a });
       out.encap.push({ path: np, ifindex: devIndex, entry: { local, remote: tun.customerEndpoint, ...(tun.key !== undefined ? { key: tun.key } : {}), outIfindex: 0, mtu: tun.mtu, ttl: 64, srcMac: macOf(devMac), dstMac: macOf(outerMac), statsIdx } });
       out.decap.push({ path: np, key: { remote: tun.customerEndpoint, local, ...(tun.key !== undefined ? { key: tun.key } : {}) }, entry: { ifindex: outerIndex, srcMac: macOf(outerMac), dstMac: macOf(devMac), statsIdx } });
@@ -354,10 +414,7 @@ export function compileServer(config: Config, where: { dc: string; server: strin
     // Routes: the best priority among tunnels that are up, multipath across that group.
     for (const [rid, r] of Object.entries(t.routes).sort(([a], [b]) => (a < b ? -1 : 1))) {
       const rp = `${tp}/routes/${rid}`;
-      if (familyOf(r.prefix.split('/')[0] as string) !== 4) {
-        warnings.push(`${rp}: ${r.prefix} left out: IPv6 routes are not carried yet`);
-        continue;
-      }
+      const gw = is6Addr(r.prefix) ? { via: TUNNEL_GW6 } : {};
       const up = r.via.filter((h) => devOf.has(h.tunnel) && !down.has(`${tp}/tunnels/${h.tunnel}`));
       if (up.length === 0) {
         warnings.push(`${rp}: no tunnel up, route left out`);
@@ -365,7 +422,7 @@ export function compileServer(config: Config, where: { dc: string; server: strin
       }
       const best = Math.min(...up.map((h) => h.priority));
       const group = up.filter((h) => h.priority === best);
-      out.routes.push({ path: rp, ns, spec: { table: MAIN_TABLE, dst: r.prefix, metric: best, nexthops: group.map((h) => ({ dev: devOf.get(h.tunnel) as string, weight: h.weight })) } });
+      out.routes.push({ path: rp, ns, spec: { table: MAIN_TABLE, dst: r.prefix, metric: best, nexthops: group.map((h) => ({ dev: devOf.get(h.tunnel) as string, ...gw, weight: h.weight })) } });
     }
 
     if (t.firewall) {
@@ -382,8 +439,14 @@ export function compileServer(config: Config, where: { dc: string; server: strin
   // The server's default namespace.
   out.sysctls.push({ path: 'server/forwarding', ns: serverNs, key: 'net.ipv4.ip_forward', value: '1' });
   out.rules.push({ path: 'server/transit/rule', ns: serverNs, spec: { family: 4, priority: rulePriority, table: transit, fwmark } });
+  // IPv6 forwarding and the family-6 rule only when a tenant has IPv6: forwarding=1 changes how
+  // the host treats router advertisements, which an IPv4-only server need not risk.
+  if (out.addrs.some((a) => a.ns === serverNs && is6Addr(a.cidr))) {
+    out.sysctls.push({ path: 'server/forwarding', ns: serverNs, key: 'net.ipv6.conf.all.forwarding', value: '1' });
+    out.rules.push({ path: 'server/transit/rule6', ns: serverNs, spec: { family: 6, priority: rulePriority, table: transit, fwmark } });
+  }
   const transitTable = `${P}transit`;
-  out.nft.push({ path: 'server/transit/nft', ns: serverNs, table: { family: 'inet', name: transitTable }, batch: compileTransitNft(transitTable, fwmark, transitPrefixes, wireNames) as unknown as NftJson });
+  out.nft.push({ path: 'server/transit/nft', ns: serverNs, table: { family: 'inet', name: transitTable }, batch: compileTransitNft(transitTable, fwmark, transitPrefixes, transitPrefixes6, wireNames) as unknown as NftJson });
   out.attach.push({ path: 'server/uplink', ns: serverNs, dev: server.uplink, hook: 'xdp', prog: 'xdpEdge' });
 
   return {

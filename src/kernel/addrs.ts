@@ -93,8 +93,11 @@ export function linuxAddrs(): AddrsApi {
       // `nodad`: duplicate address detection would leave the address "tentative" (unusable as a
       // source, routes via it refused) for about a second after every add. Our veths are
       // point-to-point links whose both ends we address ourselves, so a duplicate cannot come
-      // from the wire.
-      const args = ['addr', 'add', formatCidr(c), 'dev', link, ...(c.family === 6 ? ['nodad'] : [])];
+      // from the wire. `noprefixroute` on an IPv6 host address (/128): the kernel would otherwise
+      // put a /128 route for it into the main table, which an IPv4 /32 never gets; the server end
+      // of a wire must leave the server's main tables alone (its peer is reached via `transit`).
+      const v6 = c.family === 6 ? ['nodad', ...(c.len === 128 ? ['noprefixroute'] : [])] : [];
+      const args = ['addr', 'add', formatCidr(c), 'dev', link, ...v6];
       return voidOf(await ip(ns, args), op, ns, { path: `${nsLabel(ns)}/link/${link}/addr/${formatCidr(c)}` });
     },
 

@@ -300,6 +300,17 @@ export function contractSuite(setup: BackendSetup): void {
       );
     });
 
+    it('addrs: host addresses (/32, /128) put no route into the main table; a subnet does', async (t) => {
+      if (!ready(t)) return;
+      const na = await mkNs('ha');
+      const { a } = await joined(na, await mkNs('hb'), 0);
+      must(await k().addrs.add(na, a, '198.51.100.9/32'));
+      must(await k().addrs.add(na, a, '2001:db8:1::9/128'));
+      must(await k().addrs.add(na, a, '2001:db8:2::1/64'));
+      const main = must(await k().routes.list(na, 254)).map((r) => r.dst);
+      assert.deepEqual(main.filter((d) => d.startsWith('198.51.100.') || d.startsWith('2001:db8:')), ['2001:db8:2::/64']);
+    });
+
     it('routes: replace reads back exactly; twice is once; metrics are keys', async (t) => {
       if (!ready(t)) return;
       const na = await mkNs('ra');
