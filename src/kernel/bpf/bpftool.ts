@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { err, ok, type Result } from '../../lib/result.ts';
 import { run, type ExecError } from '../exec.ts';
+import { u32Key } from './layout.ts';
 
 /** A failed BPF operation, naming what was attempted. */
 export interface BpfError {
@@ -104,10 +105,10 @@ export interface ProgRunResult {
 /**
  * Runs a pinned program once on `dataIn` (BPF_PROG_TEST_RUN) and returns its verdict and the packet
  * as the program left it. `ctxIn` is a raw `struct __sk_buff`/`xdp_md` prefix when the program
- * needs context fields. bpftool takes files, so the packet goes through a private temp directory
- * that is removed before returning.
+ * needs context fields (see `skbCtx`); `netns` runs it inside a namespace. bpftool takes files,
+ * so the packet goes through a private temp directory that is removed before returning.
  */
-export async function progRun(prog: string, dataIn: Buffer, opts: { ctxIn?: Buffer; repeat?: number } = {}): Promise<Result<ProgRunResult, BpfError>> {
+export async function progRun(prog: string, dataIn: Buffer, opts: { ctxIn?: Buffer; repeat?: number; netns?: string } = {}): Promise<Result<ProgRunResult, BpfError>> {
   const dir = await mkdtemp(join(tmpdir(), 'anyedge-progrun-'));
   try {
     const inPath = join(dir, 'in.bin');
@@ -120,7 +121,9 @@ export async function progRun(prog: string, dataIn: Buffer, opts: { ctxIn?: Buff
       args.push('ctx_in', ctxPath);
     }
     args.push('repeat', String(opts.repeat ?? 1));
-    const res = await run('bpftool', args);
+    // A skb program runs on the device ctx_in names, looked up in bpftool's own namespace;
+    // nsenter switches only that (ip netns exec would remount /sys and hide the pins).
+    const res = opts.netns === undefined ? await run('bpftool', args) : await run('nsenter', [`--net=/run/netns/${opts.netns}`, 'bpftool', ...args]);
     if (!res.ok) return err({ code: 'bpf_failed', op: `prog run ${prog}`, message: res.error.message, cause: res.error });
     let j: { retval: number; duration: number };
     try {
@@ -134,6 +137,13 @@ export async function progRun(prog: string, dataIn: Buffer, opts: { ctxIn?: Buff
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** A `struct __sk_buff` for ctx_in that only sets `ifindex` (offset 40): the device the run uses. */
+export function skbCtx(ifindex: number): Buffer {
+  const b = Buffer.alloc(44);
+  u32Key(ifindex).copy(b, 40);
+  return b;
 }
 
 function wrap(op: string, res: Result<unknown, ExecError>): Result<void, BpfError> {
