@@ -2,9 +2,11 @@
  * Provisioning benchmark (root): time and memory for the reconciler to build N tenants (each 1
  * prefix, 1 GRE tunnel, 20 firewall rules) from empty into a namespace playing the server, a
  * pass with nothing to do, and next to it the raw cost of `ip netns add` + one veth per tenant
- * for the same count. N = 1 and 100 on the real kernel; 1,000 on the fake kernel only
- * (control-plane cost): the lab's IPv4 documentation ranges hold neither 1,000 tenant prefixes
- * nor 1,000 server↔tenant wires, and IPv6 tenant prefixes are not carried yet.
+ * for the same count. On the real kernel: N = 1 and 100 with IPv4 tenant prefixes (a /32 each of
+ * 203.0.113.0/24), N = 100 and 1,000 with IPv6 ones (the i-th /48 from 2001:db8:1000::, clear of
+ * the platform's 2001:db8:100::/48; the lab's IPv4 documentation ranges hold only 768 /32s). The
+ * wires are unnumbered, so they need no more addresses as N grows. N = 1,000 (IPv6) also on the
+ * fake kernel: the control plane's own cost.
  *
  *   node --import tsx bench/provision.bench.ts
  */
@@ -51,14 +53,22 @@ async function pass(env: ReconcileEnv, d: DesiredServer): Promise<number> {
 }
 
 function compile(n: number, marks: Marks, serverNs: string | null, prefixAt: (i: number) => string, linkPool = '192.0.2.0/24'): DesiredServer {
-  const d = compileServer(config(n, prefixAt), { dc: 'ams', server: 's1' }, { marks, serverNs, linkPool, linkLen: 31 });
+  const d = compileServer(config(n, prefixAt), { dc: 'ams', server: 's1' }, { marks, serverNs, linkPool });
   if (!d.ok) throw new Error(d.error.message);
   return d.value;
 }
 
 const rows: string[] = [];
 
-async function real(n: number): Promise<void> {
+function row(r: string): void {
+  rows.push(r);
+  console.error(r); // as it comes: a 1,000-tenant run takes minutes
+}
+
+type Fam = 'IPv4' | 'IPv6';
+const prefixOf = (fam: Fam) => (i: number) => (fam === 'IPv4' ? `203.0.113.${i}/32` : `2001:db8:${(0x1000 + i).toString(16)}::/48`);
+
+async function real(n: number, fam: Fam): Promise<void> {
   const lab = new NetLab('P');
   const marks = marksWith({ prefix: `p${(process.pid % 10000).toString(36)}s` });
   const bpfName = `${lab.prefix}srv`;
@@ -69,7 +79,7 @@ async function real(n: number): Promise<void> {
     const pins = await loadEdge(bpfName);
     if (!pins.ok) throw new Error(pins.error.message);
     const env: ReconcileEnv = { kernel: linuxKernel(marks), bpf: linuxBpfMaps(pins.value), attach: linuxAttach(pins.value) };
-    const d = compile(n, marks, lab.ns('s'), (i) => `203.0.113.${i}/32`);
+    const d = compile(n, marks, lab.ns('s'), prefixOf(fam));
     const mem0 = memAvailableKiB();
     const rss0 = process.memoryUsage().rss;
     const t0 = performance.now();
@@ -89,8 +99,8 @@ async function real(n: number): Promise<void> {
     }
     const t4 = performance.now();
     for (let i = 0; i < n; i++) await lab.sh('ip', ['netns', 'delete', `${lab.prefix}r${i}`]);
-    rows.push(
-      `| ${n} | real | ${steps} | ${((t1 - t0) / 1000).toFixed(2)} | ${((t2 - t1) / 1000).toFixed(2)} | ${((t4 - t3) / 1000).toFixed(2)} | ${kernelMiB.toFixed(0)} | ${rssMiB.toFixed(0)} |`,
+    row(
+      `| ${n} | ${fam} | real | ${steps} | ${((t1 - t0) / 1000).toFixed(2)} | ${((t2 - t1) / 1000).toFixed(2)} | ${((t4 - t3) / 1000).toFixed(2)} | ${kernelMiB.toFixed(0)} | ${rssMiB.toFixed(0)} |`,
     );
   } finally {
     await linuxKernel(marks).netns.prune([]);
@@ -100,15 +110,13 @@ async function real(n: number): Promise<void> {
   }
 }
 
-async function fake(n: number): Promise<void> {
+async function fake(n: number, fam: Fam): Promise<void> {
   const marks = marksWith({ prefix: 'pf' });
   const kernel = fakeKernel(marks);
   // The fake plays the host itself, with its uplink.
   if (!kernel.foreign.veth(null, 'eth0', 'eth9').ok) throw new Error('fake uplink');
   const env: ReconcileEnv = { kernel, bpf: fakeBpfMaps(), attach: fakeAttach(kernel) };
-  // Tenant /32s beyond the documentation /24, and a link pool (RFC 2544's benchmarking range)
-  // large enough for 1,000 wires, exist only in this in-memory kernel.
-  const d = compile(n, marks, null, (i) => `203.0.${113 + Math.floor(i / 256)}.${i % 256}/32`, '198.18.0.0/20');
+  const d = compile(n, marks, null, prefixOf(fam));
   const rss0 = process.memoryUsage().rss;
   const t0 = performance.now();
   const steps = await pass(env, d);
@@ -116,11 +124,14 @@ async function fake(n: number): Promise<void> {
   const again = await plan(env, d);
   const t2 = performance.now();
   if (!again.ok || again.value.length) throw new Error('second pass is not empty');
-  rows.push(`| ${n} | fake | ${steps} | ${((t1 - t0) / 1000).toFixed(2)} | ${((t2 - t1) / 1000).toFixed(2)} | – | – | ${((process.memoryUsage().rss - rss0) / 2 ** 20).toFixed(0)} |`);
+  row(`| ${n} | ${fam} | fake | ${steps} | ${((t1 - t0) / 1000).toFixed(2)} | ${((t2 - t1) / 1000).toFixed(2)} | – | – | ${((process.memoryUsage().rss - rss0) / 2 ** 20).toFixed(0)} |`);
 }
 
-for (const n of [1, 100]) await real(n);
-await fake(1000);
-console.log('| tenants | kernel | plan steps | first apply s | no-change pass s | raw netns+veth s | kernel MiB | agent RSS MiB |');
-console.log('|---:|---|---:|---:|---:|---:|---:|---:|');
+await real(1, 'IPv4');
+await real(100, 'IPv4');
+await real(100, 'IPv6');
+await real(1000, 'IPv6');
+await fake(1000, 'IPv6');
+console.log('| tenants | prefixes | kernel | plan steps | first apply s | no-change pass s | raw netns+veth s | kernel MiB | agent RSS MiB |');
+console.log('|---:|---|---|---:|---:|---:|---:|---:|---:|');
 for (const r of rows) console.log(r);

@@ -116,10 +116,10 @@ function withMarker(d: DesiredNft): { batch: NftJson; shape: string } {
   return { batch, shape: nftShape(batch.nftables.slice(3), true) };
 }
 
-function hopsText(r: { nexthops: readonly { dev: string; via?: string; weight: number }[] }): string {
+function hopsText(r: { nexthops: readonly { dev: string; via?: string; weight: number; onlink?: true }[] }): string {
   const single = r.nexthops.length === 1;
   return r.nexthops
-    .map((h) => `${h.dev} ${h.via ?? ''} ${single ? 1 : h.weight}`)
+    .map((h) => `${h.dev} ${h.via ?? ''} ${single ? 1 : h.weight}${h.onlink ? ' onlink' : ''}`)
     .sort()
     .join(',');
 }

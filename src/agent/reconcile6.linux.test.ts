@@ -152,8 +152,12 @@ test('IPv6: provisioning puts tenant IPv6 routes in place; a second pass has not
   if (r.failed) assert.fail(`apply: ${r.failed.step.path}: ${r.failed.error.message}\nplan was:\n${formatPlan(p.value)}`);
   assert.equal(await planText(d), 'nothing to do\n');
   assert.match(await lab.ip('s', '-6', 'rule', 'show'), /fwmark 0xae lookup 100/);
-  assert.match(await lab.ip('s', '-6', 'route', 'show', 'table', '100'), /2001:db8:a::\/48 via 2001:db8:ffff::\S+ dev/);
+  // Through the tenant end's link-local address, on the wire device: no per-wire route in transit.
+  const transit6 = await lab.ip('s', '-6', 'route', 'show', 'table', '100');
+  assert.match(transit6, /^2001:db8:a::\/48 via fe80::2 dev \S+w\S+ proto 174/m);
+  assert.doesNotMatch(transit6, /2001:db8:ffff::/);
   const acme = d.netns[0]?.name as string;
+  assert.match(await lab.sh('ip', ['-n', acme, '-6', 'route', 'show', 'default']), /default via fe80::1 dev \S+up proto 174/);
   assert.match(await lab.sh('ip', ['-n', acme, '-6', 'route', 'show']), /2001:db8:a::\/48 via fe80::1 dev \S+gre1 proto 174 metric 100/);
 });
 

@@ -8,7 +8,6 @@ import { compileServer, tenantNetns, tunnelDev, tenantLinkNames, type DesiredSer
 import { acmeConfig, acmeDoc, acmeDoc6, manyTenants, mustConfig } from '../agent/fixtures.ts';
 import { marksWith } from '../kernel/marks.ts';
 import { checkGolden } from '../testkit/golden.ts';
-import { formatIp, mustIp } from '../model/net.ts';
 
 const marks = marksWith({ prefix: 'ae' });
 const TESTDATA = new URL('./testdata/', import.meta.url).pathname;
@@ -43,26 +42,34 @@ test('names fit 15 characters; long ids are hashed, with a separator ids cannot 
   for (const x of [n.wireServer, n.wireTenant, n.outer('gre1')]) assert.ok(x.length <= 15 && x.startsWith('q1abcs'), x);
 });
 
-test('100 tenants: unique ifindexes, MACs, stats slots and wire subnets; nothing in the main table of the server', () => {
+test('100 tenants: unique ifindexes, MACs and stats slots; one unnumbered wire pair for all; nothing in the main table of the server', () => {
   const d = must(compileServer(manyTenants(100), { dc: 'ams', server: 's1' }, { marks, linkPool: '192.0.2.0/24' }));
   const idx = d.veths.flatMap((v) => [v.spec.a.ifindex, v.spec.b.ifindex]);
   assert.equal(new Set(idx).size, idx.length);
   const macs = d.veths.flatMap((v) => [v.spec.a.mac, v.spec.b.mac]).filter((m) => m !== undefined);
   assert.equal(new Set(macs).size, macs.length);
   assert.equal(new Set(d.encap.map((e) => e.entry.statsIdx)).size, 100);
-  const wires = d.addrs.filter((a) => a.ns === null).map((a) => a.cidr);
-  assert.equal(new Set(wires).size, 100);
+  const server = d.addrs.filter((a) => a.ns === null);
+  assert.equal(new Set(server.map((a) => a.link)).size, 100, 'an address on every server-side wire end');
+  assert.deepEqual([...new Set(server.map((a) => a.cidr))], ['192.0.2.1/32'], 'the same server-end address on each');
+  assert.deepEqual([...new Set(d.addrs.filter((a) => a.path.endsWith('/wire') && a.ns !== null).map((a) => a.cidr))], ['192.0.2.2/32']);
   assert.ok(d.routes.filter((r) => r.ns === null).every((r) => r.spec.table === d.transitTable));
+  // Only the tenant prefixes are in transit, each through its own wire device: no per-wire link
+  // route, which would collide across wires in the one table.
+  const transit = d.routes.filter((r) => r.ns === null);
+  assert.equal(transit.length, 100);
+  assert.ok(transit.every((r) => r.path.endsWith('/prefixes/p') && r.spec.nexthops.length === 1 && r.spec.nexthops[0]?.via === '192.0.2.2' && r.spec.nexthops[0].onlink === true));
+  assert.equal(new Set(transit.map((r) => r.spec.nexthops[0]?.dev)).size, 100);
   assert.equal(d.nft.filter((t) => t.ns === null).length, 1, 'one transit table, not one per tenant');
 });
 
-test('the link pool running out is an error value naming the tenant', () => {
-  const r = compileServer(manyTenants(3), { dc: 'ams', server: 's1' }, { marks, linkPool: '192.0.2.128/31' });
-  assert.equal(r.ok, false);
-  if (!r.ok) {
-    assert.equal(r.error.code, 'exhausted');
-    assert.match(r.error.path, /^tenants\/t\d+\/wire$/);
-  }
+test('a /31 link pool serves any number of tenants: the wires are unnumbered', () => {
+  const d = must(compileServer(manyTenants(3), { dc: 'ams', server: 's1' }, { marks, linkPool: '192.0.2.128/31' }));
+  assert.deepEqual([...new Set(d.addrs.filter((a) => a.path.endsWith('/wire')).map((a) => `${a.ns === null ? 's' : 't'} ${a.cidr}`))].sort(), ['s 192.0.2.128/32', 't 192.0.2.129/32']);
+  const bad = compileServer(manyTenants(3), { dc: 'ams', server: 's1' }, { marks, linkPool: '192.0.2.128/32' });
+  assert.deepEqual(bad.ok ? null : [bad.error.code, bad.error.path], ['invalid', 'options/linkPool']);
+  const v6 = compileServer(manyTenants(3), { dc: 'ams', server: 's1' }, { marks, linkPool: '2001:db8::/64' });
+  assert.deepEqual(v6.ok ? null : [v6.error.code, v6.error.path], ['invalid', 'options/linkPool']);
 });
 
 test('an unknown server is an error value with its path', () => {
@@ -107,23 +114,28 @@ test('a link pool overlapping a tenant prefix is refused', () => {
   assert.deepEqual(r.ok ? null : [r.error.code, r.error.path], ['invalid', 'tenants/acme/prefixes/p1']);
 });
 
-test('wire subnets never take a tunnel\'s inner addresses', () => {
-  // A /30 pool holding exactly the example's inner 192.0.2.252/31 and one free /31.
+test('wire addresses never take a tunnel\'s inner addresses', () => {
+  // A /29 pool: the network address is skipped, and the example's inner 192.0.2.252/31 (of the
+  // pool 192.0.2.248/29) is avoided, wherever it is.
   const doc = acmeDoc();
-  const r = compileServer(mustConfig({ ...doc, tenants: { acme: doc.tenants.acme } }), { dc: 'ams', server: 's1' }, { marks, linkPool: '192.0.2.252/30' });
-  const d = must(r);
-  assert.deepEqual(d.addrs.filter((a) => a.path === 'tenants/acme/wire').map((a) => a.cidr), ['192.0.2.254/32', '192.0.2.255/31']);
-  const full = compileServer(mustConfig({ ...doc, tenants: { acme: doc.tenants.acme } }), { dc: 'ams', server: 's1' }, { marks, linkPool: '192.0.2.252/31' });
-  assert.equal(full.ok ? null : full.error.code, 'exhausted');
+  const one = mustConfig({ ...doc, tenants: { acme: doc.tenants.acme } });
+  const wire = (linkPool: string) => must(compileServer(one, { dc: 'ams', server: 's1' }, { marks, linkPool })).addrs.filter((a) => a.path === 'tenants/acme/wire').map((a) => a.cidr);
+  assert.deepEqual(wire('192.0.2.248/29'), ['192.0.2.249/32', '192.0.2.250/32']);
+  assert.deepEqual(wire('192.0.2.252/30'), ['192.0.2.254/32', '192.0.2.255/32']);
+  const full = compileServer(one, { dc: 'ams', server: 's1' }, { marks, linkPool: '192.0.2.252/31' });
+  assert.deepEqual(full.ok ? null : [full.error.code, full.error.path], ['exhausted', 'tenants/acme/wire']);
 });
 
-test('wires in /30s: the server end takes the first host address, the tenant end the second', () => {
+test('wire routes name the device: transit via the tenant end onlink, the tenant default via the server end onlink', () => {
   const doc = acmeDoc();
-  const d = must(compileServer(mustConfig({ ...doc, tenants: { acme: doc.tenants.acme } }), { dc: 'ams', server: 's1' }, { marks, linkPool: '192.0.2.64/30', linkLen: 30 }));
-  assert.deepEqual(d.addrs.filter((a) => a.path === 'tenants/acme/wire').map((a) => a.cidr), ['192.0.2.65/32', '192.0.2.66/30']);
-  assert.deepEqual(d.routes.filter((r) => r.path === 'tenants/acme/wire').map((r) => [r.ns, r.spec.dst, r.spec.nexthops[0]?.via]), [
-    [null, '192.0.2.66/32', undefined],
-    ['ae-acme', '0.0.0.0/0', '192.0.2.65'],
+  const d = must(compileServer(mustConfig({ ...doc, tenants: { acme: doc.tenants.acme } }), { dc: 'ams', server: 's1' }, { marks, linkPool: '192.0.2.64/30' }));
+  assert.deepEqual(d.addrs.filter((a) => a.path === 'tenants/acme/wire').map((a) => [a.ns, a.link, a.cidr]), [
+    [null, 'aew822b33ad', '192.0.2.65/32'],
+    ['ae-acme', 'aeup', '192.0.2.66/32'],
+  ]);
+  assert.deepEqual(d.routes.filter((r) => r.path === 'tenants/acme/wire' || r.path === 'tenants/acme/prefixes/p1').map((r) => [r.ns, r.spec.table, r.spec.dst, r.spec.nexthops]), [
+    ['ae-acme', 254, '0.0.0.0/0', [{ dev: 'aeup', via: '192.0.2.65', onlink: true }]],
+    [null, 100, '203.0.113.0/25', [{ dev: 'aew822b33ad', via: '192.0.2.66', onlink: true }]],
   ]);
 });
 
@@ -146,25 +158,23 @@ test('every server of every data center compiles the same tunnel map entries: GR
 
 type End = [ns: string | null, cidr: string];
 
-test('IPv6 tenant prefixes: a /127 wire with link-local ends, transit routes, marking, a family-6 rule and tunnel routes', () => {
+test('IPv6 tenant prefixes: the pool pair and link-local ends on the wire, transit routes, marking, a family-6 rule and tunnel routes', () => {
   const d = must(compileServer(mustConfig(acmeDoc6()), { dc: 'ams', server: 's1' }, { marks }));
   assert.deepEqual(d.warnings, []);
   const wire = d.addrs.filter((a) => a.path === 'tenants/acme/wire' && a.cidr.includes(':'));
-  assert.equal(wire.length, 4);
-  const [s6, sLL, t6, tLL] = wire.map((a) => [a.ns, a.cidr]) as [End, End, End, End];
-  assert.equal(s6[0], null);
-  assert.match(s6[1], /^2001:db8:ffff::[0-9a-f]*[02468ace]\/128$/, 'server end: a host address, even');
-  assert.deepEqual(sLL, [null, 'fe80::1/128']);
-  const next = mustIp(s6[1].split('/')[0] as string).value + 1n;
-  assert.equal(t6[1], `${formatIp({ family: 6, value: next })}/127`, 'tenant end: the next address, in the same /127');
-  assert.deepEqual(tLL, ['ae-acme', 'fe80::2/128']);
-  const tAddr = t6[1].split('/')[0] as string;
-  const sAddr = s6[1].split('/')[0] as string;
+  assert.deepEqual(wire.map((a) => [a.ns, a.cidr]) as End[], [
+    [null, '2001:db8:ffff::1/128'],
+    [null, 'fe80::1/128'],
+    ['ae-acme', '2001:db8:ffff::2/128'],
+    ['ae-acme', 'fe80::2/128'],
+  ]);
+  const globex = d.addrs.filter((a) => a.path === 'tenants/globex/wire' && a.cidr.includes(':')).map((a) => a.cidr);
+  assert.deepEqual(globex, wire.map((a) => a.cidr), 'every wire has the same addresses');
   const routes = (path: string) => d.routes.filter((r) => r.path === path).map((r) => [r.ns, r.spec.table, r.spec.dst, r.spec.nexthops.map((h) => `${h.dev} ${h.via ?? '-'}`).join(',')]);
-  assert.deepEqual(routes('tenants/acme/prefixes/p6'), [[null, 100, '2001:db8:a::/48', `aew822b33ad ${tAddr}`]]);
+  assert.deepEqual(routes('tenants/acme/prefixes/p6'), [[null, 100, '2001:db8:a::/48', 'aew822b33ad fe80::2']]);
   assert.deepEqual(routes('tenants/acme/routes/r6'), [['ae-acme', 254, '2001:db8:a::/48', 'ae-gre1 fe80::1']]);
-  assert.ok(routes('tenants/acme/wire').some((r) => r[0] === 'ae-acme' && r[2] === '::/0' && r[3] === `aeup ${sAddr}`));
-  assert.ok(routes('tenants/acme/wire').some((r) => r[0] === null && r[1] === 100 && r[2] === `${tAddr}/128`));
+  assert.ok(routes('tenants/acme/wire').some((r) => r[0] === 'ae-acme' && r[2] === '::/0' && r[3] === 'aeup fe80::1'));
+  assert.ok(!routes('tenants/acme/wire').some((r) => r[0] === null), 'no per-wire route in transit');
   // Nothing in the server's main tables, either family.
   assert.ok(d.routes.filter((r) => r.ns === null).every((r) => r.spec.table === d.transitTable));
   assert.deepEqual(d.rules.map((r) => [r.spec.family, r.spec.fwmark, r.spec.table]), [
@@ -206,6 +216,8 @@ test('IPv6: an IPv6 link pool overlapping a tenant prefix, or not IPv6, is refus
   assert.deepEqual(r.ok ? null : [r.error.code, r.error.path], ['invalid', 'tenants/acme/prefixes/p6']);
   const v4 = compileServer(cfg, { dc: 'ams', server: 's1' }, { marks, linkPool6: '192.0.2.0/24' });
   assert.deepEqual(v4.ok ? null : [v4.error.code, v4.error.path], ['invalid', 'options/linkPool6']);
-  const full = compileServer(cfg, { dc: 'ams', server: 's1' }, { marks, linkPool6: '2001:db8:ffff::/127' });
-  assert.deepEqual(full.ok ? null : [full.error.code, full.error.path], ['exhausted', 'tenants/globex/wire']);
+  const small = must(compileServer(cfg, { dc: 'ams', server: 's1' }, { marks, linkPool6: '2001:db8:ffff::/127' }));
+  assert.deepEqual(small.addrs.filter((a) => a.cidr.startsWith('2001:db8:ffff')).map((a) => a.cidr), ['2001:db8:ffff::/128', '2001:db8:ffff::1/128', '2001:db8:ffff::/128', '2001:db8:ffff::1/128'], 'a /127 serves every tenant');
+  const tiny = compileServer(cfg, { dc: 'ams', server: 's1' }, { marks, linkPool6: '2001:db8:ffff::/128' });
+  assert.deepEqual(tiny.ok ? null : [tiny.error.code, tiny.error.path], ['invalid', 'options/linkPool6']);
 });

@@ -8,23 +8,31 @@
  * ```
  *  server ns (the host's default ns; a netns in tests)
  *    uplink ── XDP xdp_edge: GRE decap into the tunnel's outer end (gre_decap)
- *    P w<h(t)> ──veth── P up   (tenant ns)     link pool /31 (or /30); tenant default route via it
+ *    P w<h(t)> ──veth── P up   (tenant ns)     unnumbered: the same two link-pool addresses on
+ *                                              every wire (S/32 server end, T/32 tenant end)
  *    P x<h(t/n)> ─veth─ P -<n>  (tenant ns)    tunnel device: MTU = tunnel MTU, NOARP,
  *                                              TC egress tc_gre_encap (gre_encap[ifindex]),
  *                                              XDP xdp_pass (so the veth accepts redirected frames)
- *    table transit: <tenant prefix> via <tenant wire address>; ip rule fwmark M lookup transit
+ *    table transit: <tenant prefix> via T dev P w<h(t)> onlink; ip rule fwmark M lookup transit
  *    nft P transit: ip daddr @tenant4, ip6 daddr @tenant6 → mark M (see server/transit.ts)
  *  tenant ns P-<t> (or P_<hash> when the id is too long)
- *    routes: default via the server's wire address; each tenant route → its best-priority
+ *    routes: default via S dev P up onlink; each tenant route → its best-priority
  *            group of tunnel devices (multipath with weights); nft P fw: the customer firewall
  * ```
  *
+ * Why unnumbered: each tenant is its own namespace, so the tenant end's address never meets
+ * another's, and the server end's address may sit on every wire at once (one local route); the
+ * routes name the device, so no per-wire link route is needed (it would collide across wires in
+ * the one transit table), and ARP works per device. A server's tenant count is then not bounded
+ * by the size of the link pool (a /31 per tenant allowed ~128 tenants in a /24).
+ *
  * IPv6 tenant prefixes take the same path inside the same IPv4-outer GRE (tc_gre.c carries and
- * xdp_edge.c decapsulates inner IPv6): a tenant with an IPv6 prefix also gets a /127 of the IPv6
- * link pool on its wire (server end a /128, as in IPv4), IPv6 transit routes, an IPv6 default
- * route and IPv6 tenant routes in its namespace, and the server a family-6 fwmark rule. Its
- * tunnel devices keep IPv6 on (`addrgenmode none`, set on every veth, keeps them silent); those
- * of IPv4-only tenants have it off.
+ * xdp_edge.c decapsulates inner IPv6): a tenant with an IPv6 prefix also gets the two IPv6
+ * link-pool addresses on its wire (host /128s, the same on every wire, as in IPv4) beside the
+ * link-local next hops fe80::1 (server end) and fe80::2 (tenant end) that its routes go through:
+ * IPv6 transit routes, an IPv6 default route and IPv6 tenant routes in its namespace, and the
+ * server a family-6 fwmark rule. Its tunnel devices keep IPv6 on (`addrgenmode none`, set on
+ * every veth, keeps them silent); those of IPv4-only tenants have it off.
  *
  * Why the tunnel device's other end sits in the server namespace (and not beside it in the
  * tenant's): XDP can only redirect to a device of its own namespace, and the decapsulated packet
@@ -34,12 +42,12 @@
  * This is the recipe proven by kernel/bpf/datapath.test.ts.
  *
  * Every number that must be unique per server (ifindexes of both ends of tunnel pairs and of the
- * wire, MACs, tunnel stats slots, link subnets) is allocated from a hash of the object's path
- * (server/alloc.ts), so BPF map entries are known here without reading the kernel.
+ * wire, MACs, tunnel stats slots) is allocated from a hash of the object's path (server/alloc.ts),
+ * so BPF map entries are known here without reading the kernel.
  */
 import type { Config, TenantConfig } from '../model/config.ts';
 import type { HealthCheck } from '../model/tunnel.ts';
-import { cidrOverlaps, familyOf, formatCidr, formatIp, mustCidr } from '../model/net.ts';
+import { cidrOverlaps, familyOf, formatCidr, formatIp, hostCidr, ifAddrNetwork, mustCidr, mustIfAddr, type Cidr } from '../model/net.ts';
 import type { Marks } from '../kernel/marks.ts';
 import type { NsRef } from '../kernel/netns.ts';
 import type { VethSpec } from '../kernel/links.ts';
@@ -57,15 +65,14 @@ export interface ServerOptions {
   readonly marks: Marks;
   /** The namespace playing the server's default namespace: null in production, a netns in tests. */
   readonly serverNs?: NsRef;
-  /** Reserved pool for the server↔tenant wires, never tenant space. Default 192.0.2.128/25. */
-  readonly linkPool?: string;
   /**
-   * Reserved IPv6 pool for the wires of tenants with IPv6 prefixes, one /127 each (RFC 6164),
-   * never tenant space. Default 2001:db8:ffff::/112.
+   * Reserved pool the wire addresses come from, never tenant space: its first two addresses (after
+   * the network address when the pool has more than two) that no tunnel's inner subnet covers,
+   * the same on every wire. Default 192.0.2.128/25.
    */
+  readonly linkPool?: string;
+  /** The same for the IPv6 wires of tenants with IPv6 space. Default 2001:db8:ffff::/112. */
   readonly linkPool6?: string;
-  /** Subnet length of one wire: 31 (default) or 30. */
-  readonly linkLen?: 30 | 31;
   /** Id of the `transit` routing table (must be in marks.tables). Default marks.tables.min. */
   readonly transitTable?: number;
   /** fwmark of packets for tenant prefixes. Default 0xae. */
@@ -201,10 +208,10 @@ const MAIN_TABLE = 254;
 const TUNNEL_GW6 = 'fe80::1';
 /** Link-local addresses of the two ends of every IPv6 wire (link-local: the same on each wire). */
 const WIRE_LL6 = { server: 'fe80::1', tenant: 'fe80::2' } as const;
-/** Default IPv6 link pool: 2^15 wires of /127. */
+/** Default IPv6 link pool. */
 const LINK_POOL6 = '2001:db8:ffff::/112';
-/** At most this many IPv6 wire slots are considered (a large pool needs no more). */
-const WIRE6_BITS = 20;
+/** At most this many addresses of a link pool are tried for the wire pair. */
+const WIRE_TRIES = 1 << 16;
 /** Explicit ifindexes start high, clear of the kernel's own counter for physical devices. */
 const IFINDEX_BASE = 1_000_000;
 const IFINDEX_SPACE = 1 << 24;
@@ -238,13 +245,23 @@ function is6Addr(cidr: string): boolean {
   return familyOf(cidr.split('/')[0] as string) === 6;
 }
 
-function ipv6Text(v: bigint): string {
-  return formatIp({ family: 6, value: v });
-}
-
-function ipv4Text(v: bigint): string {
-  const n = Number(v);
-  return [n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff].join('.');
+/**
+ * The wire's two addresses (server end, tenant end) in `pool`: the first two not inside `avoid`
+ * (the tunnels' inner subnets, which share the tenant namespaces), skipping the network address
+ * of a pool larger than two; null when there are not two.
+ */
+function wirePair(pool: Cidr, avoid: readonly Cidr[]): { server: string; tenant: string } | null {
+  const bits = BigInt((pool.family === 4 ? 32 : 128) - pool.len);
+  const size = 1n << bits;
+  const first = size > 2n ? 1n : 0n;
+  const found: string[] = [];
+  for (let i = first; i < size && i < first + BigInt(WIRE_TRIES) && found.length < 2; i++) {
+    const value = pool.start + i;
+    const one = hostCidr({ family: pool.family, value });
+    if (!avoid.some((c) => cidrOverlaps(c, one))) found.push(formatIp({ family: pool.family, value }));
+  }
+  const [server, tenant] = found;
+  return server !== undefined && tenant !== undefined ? { server, tenant } : null;
 }
 
 /** Compiles one server's desired state. */
@@ -260,9 +277,8 @@ export function compileServer(config: Config, where: { dc: string; server: strin
   const fwmark = opts.fwmark ?? 0xae;
   const rulePriority = opts.rulePriority ?? marks.rulePriorities.min;
   const down = opts.down ?? new Set<string>();
-  const linkLen = opts.linkLen ?? 31;
   const pool = mustCidr(opts.linkPool ?? '192.0.2.128/25');
-  if (pool.family !== 4 || pool.len > linkLen) return fail('invalid', 'options/linkPool', `link pool ${opts.linkPool} must be an IPv4 prefix of at most /${linkLen}`);
+  if (pool.family !== 4 || pool.len > 31) return fail('invalid', 'options/linkPool', `link pool ${opts.linkPool} must be an IPv4 prefix of at most /31`);
   const pool6 = mustCidr(opts.linkPool6 ?? LINK_POOL6);
   if (pool6.family !== 6 || pool6.len > 127) return fail('invalid', 'options/linkPool6', `IPv6 link pool ${opts.linkPool6} must be an IPv6 prefix of at most /127`);
   const warnings: string[] = [];
@@ -277,20 +293,13 @@ export function compileServer(config: Config, where: { dc: string; server: strin
   const ifindexes = new SlotAllocator(IFINDEX_BASE, IFINDEX_SPACE, 'ifindex');
   const macs = new SlotAllocator(1, 0xfffffffe, 'mac');
   const stats = new SlotAllocator(1, STATS_SPACE, 'stats');
-  const wires = new SlotAllocator(0, 2 ** (linkLen - pool.len), `wire/${linkLen}`);
-  const wires6 = new SlotAllocator(0, 2 ** Math.min(127 - pool6.len, WIRE6_BITS), 'wire6/127');
 
   // Nor the customers' tunnel addresses (192.0.2.252/31 of the example sits in the default pool):
-  // the wire and a tunnel device of one namespace must not share a subnet.
-  const slotBits = BigInt(32 - linkLen);
-  for (const t of Object.values(config.tenants))
-    for (const tun of Object.values(t.tunnels))
-      for (const a of tun.inner) {
-        const ip = a.split('/')[0] as string;
-        const c = mustCidr(`${ip}/${familyOf(ip) === 4 ? 32 : 128}`);
-        if (c.family === 4 && cidrOverlaps(pool, c)) wires.reserve(Number((c.start - pool.start) >> slotBits));
-        if (c.family === 6 && cidrOverlaps(pool6, c)) wires6.reserve(Number((c.start - pool6.start) >> 1n));
-      }
+  // the wire and a tunnel device of one namespace must not share a subnet. Every wire has the same
+  // pair, so it avoids the inner subnets of every tenant.
+  const inner = Object.values(config.tenants).flatMap((t) => Object.values(t.tunnels).flatMap((tun) => tun.inner.map((a) => ifAddrNetwork(mustIfAddr(a)))));
+  const wire = wirePair(pool, inner);
+  const wire6 = wirePair(pool6, inner);
 
   const endpoints4 = config.anycast.greEndpoints.filter((e) => familyOf(e) === 4);
   const out = {
@@ -323,12 +332,8 @@ export function compileServer(config: Config, where: { dc: string; server: strin
     routeTables.push({ ns, table: MAIN_TABLE });
     out.sysctls.push({ path: `${tp}/netns`, ns, key: 'net.ipv4.ip_forward', value: '1' });
 
-    // The wire: server end even address, tenant end the next one.
-    const slot = wires.take(tid);
-    if (slot === null) return fail('exhausted', `${tp}/wire`, `link pool ${opts.linkPool ?? '192.0.2.128/25'} has no free /${linkLen} left; give a larger pool`);
-    const net = pool.start + BigInt(slot) * (1n << BigInt(32 - linkLen));
-    const sAddr = linkLen === 31 ? net : net + 1n;
-    const tAddr = sAddr + 1n;
+    // The wire: unnumbered, the same pair of addresses on every wire.
+    if (wire === null) return fail('exhausted', `${tp}/wire`, `link pool ${formatCidr(pool)} has no two addresses outside the tunnels' inner subnets; give a larger pool (option linkPool)`);
     out.veths.push({
       path: `${tp}/wire`,
       spec: {
@@ -339,37 +344,34 @@ export function compileServer(config: Config, where: { dc: string; server: strin
       noarp: [],
     });
     wireNames.push(names.wireServer);
-    // The server end is a /32: a subnet would put a connected route into the server's main
-    // table. The tenant end is reached through the transit table instead (a link route).
-    out.addrs.push({ path: `${tp}/wire`, ns: serverNs, link: names.wireServer, cidr: `${ipv4Text(sAddr)}/32` });
-    out.routes.push({ path: `${tp}/wire`, ns: serverNs, spec: { table: transit, dst: `${ipv4Text(tAddr)}/32`, nexthops: [{ dev: names.wireServer }] } });
-    out.addrs.push({ path: `${tp}/wire`, ns, link: names.wireTenant, cidr: `${ipv4Text(tAddr)}/${linkLen}` });
-    out.routes.push({ path: `${tp}/wire`, ns, spec: { table: MAIN_TABLE, dst: '0.0.0.0/0', nexthops: [{ dev: names.wireTenant, via: ipv4Text(sAddr) }] } });
+    // Host addresses at both ends: a subnet would put a connected route into the server's main
+    // table. Routes through the wire name its device and take the other end as on it (onlink).
+    out.addrs.push({ path: `${tp}/wire`, ns: serverNs, link: names.wireServer, cidr: `${wire.server}/32` });
+    out.addrs.push({ path: `${tp}/wire`, ns, link: names.wireTenant, cidr: `${wire.tenant}/32` });
+    out.routes.push({ path: `${tp}/wire`, ns, spec: { table: MAIN_TABLE, dst: '0.0.0.0/0', nexthops: [{ dev: names.wireTenant, via: wire.server, onlink: true }] } });
 
-    // The IPv6 wire, for a tenant with IPv6 space: the same shape in a /127 of the IPv6 pool.
-    let tAddr6: string | null = null;
-    if (Object.values(t.prefixes).some((p) => is6Addr(p.cidr)) || Object.values(t.routes).some((r) => is6Addr(r.prefix))) {
-      const slot6 = wires6.take(tid);
-      if (slot6 === null) return fail('exhausted', `${tp}/wire`, `IPv6 link pool ${formatCidr(pool6)} has no free /127 left; give a larger pool (option linkPool6)`);
-      const sAddr6 = ipv6Text(pool6.start + BigInt(slot6) * 2n);
-      tAddr6 = ipv6Text(pool6.start + BigInt(slot6) * 2n + 1n);
+    // The IPv6 wire, for a tenant with IPv6 space: the IPv6 pair as host addresses, and routes
+    // through the link-local ends.
+    const v6 = Object.values(t.prefixes).some((p) => is6Addr(p.cidr)) || Object.values(t.routes).some((r) => is6Addr(r.prefix));
+    if (v6) {
+      if (wire6 === null) return fail('exhausted', `${tp}/wire`, `IPv6 link pool ${formatCidr(pool6)} has no two addresses outside the tunnels' inner subnets; give a larger pool (option linkPool6)`);
       out.sysctls.push({ path: `${tp}/netns`, ns, key: 'net.ipv6.conf.all.forwarding', value: '1' });
-      // Plus a link-local address on each end: the kernel sends neighbour solicitations only from
-      // one (ndisc_send_ns), and `addrgenmode none` on our veths leaves none. Host addresses, so
-      // neither puts a route into the server's main table (kernel/addrs.ts: noprefixroute).
-      out.addrs.push({ path: `${tp}/wire`, ns: serverNs, link: names.wireServer, cidr: `${sAddr6}/128` });
+      // The link-local addresses are the next hops, and the kernel sends neighbour solicitations
+      // only from one (ndisc_send_ns); `addrgenmode none` on our veths leaves none. Host
+      // addresses, so none puts a route into the server's main table (kernel/addrs.ts:
+      // noprefixroute).
+      out.addrs.push({ path: `${tp}/wire`, ns: serverNs, link: names.wireServer, cidr: `${wire6.server}/128` });
       out.addrs.push({ path: `${tp}/wire`, ns: serverNs, link: names.wireServer, cidr: `${WIRE_LL6.server}/128` });
-      out.routes.push({ path: `${tp}/wire`, ns: serverNs, spec: { table: transit, dst: `${tAddr6}/128`, nexthops: [{ dev: names.wireServer }] } });
-      out.addrs.push({ path: `${tp}/wire`, ns, link: names.wireTenant, cidr: `${tAddr6}/127` });
+      out.addrs.push({ path: `${tp}/wire`, ns, link: names.wireTenant, cidr: `${wire6.tenant}/128` });
       out.addrs.push({ path: `${tp}/wire`, ns, link: names.wireTenant, cidr: `${WIRE_LL6.tenant}/128` });
-      out.routes.push({ path: `${tp}/wire`, ns, spec: { table: MAIN_TABLE, dst: '::/0', nexthops: [{ dev: names.wireTenant, via: sAddr6 }] } });
+      out.routes.push({ path: `${tp}/wire`, ns, spec: { table: MAIN_TABLE, dst: '::/0', nexthops: [{ dev: names.wireTenant, via: WIRE_LL6.server }] } });
     }
 
     for (const [pid, p] of Object.entries(t.prefixes).sort(([a], [b]) => (a < b ? -1 : 1))) {
-      const via = is6Addr(p.cidr) ? tAddr6 : ipv4Text(tAddr);
-      if (via === null) continue; // unreachable: a tenant with an IPv6 prefix has an IPv6 wire
-      (is6Addr(p.cidr) ? transitPrefixes6 : transitPrefixes).push(p.cidr);
-      out.routes.push({ path: `${tp}/prefixes/${pid}`, ns: serverNs, spec: { table: transit, dst: p.cidr, nexthops: [{ dev: names.wireServer, via }] } });
+      const six = is6Addr(p.cidr);
+      (six ? transitPrefixes6 : transitPrefixes).push(p.cidr);
+      const hop = six ? { dev: names.wireServer, via: WIRE_LL6.tenant } : { dev: names.wireServer, via: wire.tenant, onlink: true };
+      out.routes.push({ path: `${tp}/prefixes/${pid}`, ns: serverNs, spec: { table: transit, dst: p.cidr, nexthops: [hop] } });
     }
 
     // Tunnels.
@@ -401,8 +403,8 @@ export function compileServer(config: Config, where: { dc: string; server: strin
         spec: { a: { ns, name: dev, ifindex: devIndex, mac: macOf(devMac), mtu: tun.mtu }, b: { ns: serverNs, name: outer, ifindex: outerIndex, mac: macOf(outerMac) }, owner: tid },
         noarp: ['a', 'b'],
       });
-      const v6 = tun.inner.some((a) => familyOf(a.split('/')[0] as string) === 6);
-      if (!v6 && tAddr6 === null) out.sysctls.push({ path: np, ns, key: `net.ipv6.conf.${dev}.disable_ipv6`, value: '1' });
+      const innerV6 = tun.inner.some((a) => familyOf(a.split('/')[0] as string) === 6);
+      if (!innerV6 && !v6) out.sysctls.push({ path: np, ns, key: `net.ipv6.conf.${dev}.disable_ipv6`, value: '1' });
       for (const a of tun.inner) out.addrs.push({ path: np, ns, link: dev, cidr: a });
       out.encap.push({ path: np, ifindex: devIndex, entry: { local, remote: tun.customerEndpoint, ...(tun.key !== undefined ? { key: tun.key } : {}), outIfindex: 0, mtu: tun.mtu, ttl: 64, srcMac: macOf(devMac), dstMac: macOf(outerMac), statsIdx } });
       out.decap.push({ path: np, key: { remote: tun.customerEndpoint, local, ...(tun.key !== undefined ? { key: tun.key } : {}) }, entry: { ifindex: outerIndex, srcMac: macOf(outerMac), dstMac: macOf(devMac), statsIdx } });

@@ -346,6 +346,29 @@ export function contractSuite(setup: BackendSetup): void {
       );
     });
 
+    it('routes: an onlink gateway needs no subnet on its link, reads back onlink, and the same /32 may sit on several links', async (t) => {
+      if (!ready(t)) return;
+      const na = await mkNs('oa');
+      const { a } = await joined(na, await mkNs('ob'), 0);
+      const { a: a2 } = await joined(na, await mkNs('oc'), 1);
+      must(await k().addrs.add(na, a, '192.0.2.129/32'));
+      must(await k().addrs.add(na, a2, '192.0.2.129/32'));
+      // Without onlink the kernel refuses a gateway no subnet of the link covers.
+      const off = await k().routes.replace(na, { table: 100, dst: '203.0.113.0/25', nexthops: [{ dev: a, via: '192.0.2.130' }] });
+      assert.equal(off.ok ? null : off.error.code, 'invalid');
+      must(await k().routes.replace(na, { table: 100, dst: '203.0.113.0/25', nexthops: [{ dev: a, via: '192.0.2.130', onlink: true }] }));
+      must(await k().routes.replace(na, { table: 100, dst: '203.0.113.128/25', nexthops: [{ dev: a2, via: '192.0.2.130', onlink: true }] }));
+      assert.deepEqual(
+        must(await k().routes.list(na, 100)).map((r) => [r.dst, r.nexthops]),
+        [
+          ['203.0.113.0/25', [{ dev: a, via: '192.0.2.130', weight: 1, dead: false, onlink: true }]],
+          ['203.0.113.128/25', [{ dev: a2, via: '192.0.2.130', weight: 1, dead: false, onlink: true }]],
+        ],
+      );
+      const bad = await k().routes.replace(na, { table: 100, dst: '203.0.113.0/25', nexthops: [{ dev: a, onlink: true }] });
+      assert.equal(bad.ok ? null : bad.error.code, 'invalid');
+    });
+
     it('routes: multipath with weights reads back; a link going down kills its next hop', async (t) => {
       if (!ready(t)) return;
       const na = await mkNs('wa');

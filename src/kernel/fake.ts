@@ -66,6 +66,7 @@ interface FHop {
   via?: string;
   weight: number;
   dead: boolean;
+  onlink?: true;
 }
 
 interface FRoute {
@@ -538,13 +539,13 @@ export function fakeApis(m: Marks): FakeApis {
       metric: r.metric,
       protocol: r.protocol,
       type: 'unicast',
-      nexthops: r.nexthops.map((h) => ({ dev: h.dev, ...(h.via !== undefined ? { via: h.via } : {}), weight: r.nexthops.length === 1 ? 1 : h.weight, dead: h.dead })).sort(compareHops),
+      nexthops: r.nexthops.map((h) => ({ dev: h.dev, ...(h.via !== undefined ? { via: h.via } : {}), weight: r.nexthops.length === 1 ? 1 : h.weight, dead: h.dead, ...(h.onlink ? { onlink: true as const } : {}) })).sort(compareHops),
       owned: r.protocol === m.routeProto,
     };
   }
 
   /** Checks a next hop as the kernel does: the link exists and is up, the gateway is on it. */
-  function checkHop(op: string, ns: NsRef, s: FNs, path: string, family: Family, h: { dev: string; via?: string }, table?: number): KernelError | null {
+  function checkHop(op: string, ns: NsRef, s: FNs, path: string, family: Family, h: { dev: string; via?: string; onlink?: true }, table?: number): KernelError | null {
     const l = s.links.get(h.dev);
     if (!l) return noDevice(op, ns, h.dev);
     const remedy = 'bring the link up, and make sure each gateway is on a subnet of its link';
@@ -553,6 +554,8 @@ export function fakeApis(m: Marks): FakeApis {
     const gw = parseIp(h.via);
     if (!gw) return null;
     if (family === 6 && isLinkLocal6(gw)) return null;
+    // onlink: the kernel takes the gateway as on the link, whatever its subnets.
+    if (h.onlink) return null;
     const onLink = s.addrs.some((a) => {
       const c = parseCidr(a.cidr);
       return a.link === h.dev && c !== null && c.family === family && contains(c, gw);
@@ -1052,7 +1055,7 @@ function dumpState(host: FNs, named: Map<string, FNs>): string {
       .sort((a, b) => a.table - b.table || compareRoutes({ ...a, type: '', owned: false, nexthops: [] }, { ...b, type: '', owned: false, nexthops: [] }))
       .map((r) => {
         const hops = [...r.nexthops].sort(compareHops);
-        const hopText = (h: FHop) => `${h.via !== undefined ? `via ${h.via} ` : ''}dev ${h.dev}`;
+        const hopText = (h: FHop) => `${h.via !== undefined ? `via ${h.via} ` : ''}dev ${h.dev}${h.onlink ? ' onlink' : ''}`;
         const path = hops.length === 1 ? hopText(hops[0] as FHop) : hops.map((h) => `nexthop ${hopText(h)} weight ${h.weight}${h.dead ? ' dead' : ''}`).join(' ');
         return `${ipp(ns)} -${r.family} route add ${r.dst} ${path} table ${r.table} proto ${r.protocol} metric ${r.metric}`;
       });

@@ -21,6 +21,8 @@ export interface Nexthop {
   readonly weight: number;
   /** The kernel marked it unusable (its link went down); the route stays while others live. */
   readonly dead: boolean;
+  /** Installed `onlink`: the gateway is taken as on the link without a subnet covering it. */
+  readonly onlink?: true;
 }
 
 /** A route as listed. */
@@ -46,6 +48,11 @@ export interface NexthopSpec {
   readonly via?: string;
   /** Multipath weight, default 1. */
   readonly weight?: number;
+  /**
+   * Take the gateway as directly on `dev` (`onlink`), with no subnet of the link covering it:
+   * how unnumbered links (the same /32 pair on every wire) are routed. Needs `via`.
+   */
+  readonly onlink?: boolean;
 }
 
 /** A unicast route to install. */
@@ -86,7 +93,7 @@ export interface NormalRoute {
   readonly table: number;
   readonly dst: string;
   readonly metric: number;
-  readonly nexthops: readonly { readonly dev: string; readonly via?: string; readonly weight: number }[];
+  readonly nexthops: readonly { readonly dev: string; readonly via?: string; readonly weight: number; readonly onlink?: true }[];
 }
 
 /** The kernel's default metric: IPv6 turns 0 into 1024 (IP6_RT_PRIO_USER). */
@@ -120,13 +127,13 @@ export function normalizeRoute(op: string, ns: NsRef, spec: RouteSpec): NormalRo
   if ('code' in key) return key;
   const path = routePath(ns, spec);
   if (spec.nexthops.length === 0) return firstInvalid(op, ns, path, 'a route needs at least one nexthop') as KernelError;
-  const hops: { dev: string; via?: string; weight: number }[] = [];
+  const hops: { dev: string; via?: string; weight: number; onlink?: true }[] = [];
   for (const h of spec.nexthops) {
     const gw = h.via === undefined ? undefined : parseGateway(h.via, key.family);
-    const bad = firstInvalid(op, ns, path, checkLinkName(h.dev), typeof gw === 'string' ? gw : null, h.weight === undefined ? null : checkWeight(h.weight));
+    const bad = firstInvalid(op, ns, path, checkLinkName(h.dev), typeof gw === 'string' ? gw : null, h.weight === undefined ? null : checkWeight(h.weight), h.onlink === true && h.via === undefined ? 'onlink needs a gateway (via)' : null);
     if (bad) return bad;
     const via = gw === undefined || typeof gw === 'string' ? undefined : formatIp(gw);
-    hops.push({ dev: h.dev, ...(via !== undefined ? { via } : {}), weight: spec.nexthops.length === 1 ? 1 : (h.weight ?? 1) });
+    hops.push({ dev: h.dev, ...(via !== undefined ? { via } : {}), weight: spec.nexthops.length === 1 ? 1 : (h.weight ?? 1), ...(h.onlink === true ? { onlink: true as const } : {}) });
   }
   const seen = new Set(hops.map((h) => `${h.dev} ${h.via ?? ''}`));
   if (seen.size !== hops.length) return firstInvalid(op, ns, path, 'the same nexthop is listed twice') as KernelError;
@@ -169,6 +176,10 @@ interface IpRoute {
   nexthops?: Array<{ gateway?: string; dev: string; weight?: number; flags?: string[] }>;
 }
 
+function onlinkOf(flags: readonly string[] | undefined): { onlink?: true } {
+  return (flags ?? []).includes('onlink') ? { onlink: true } : {};
+}
+
 /** Parses one `ip -N -d -j route` entry. */
 function parseRoute(r: IpRoute, family: Family, table: number, m: Marks): Route | null {
   const dst = r.dst === 'default' ? (family === 4 ? '0.0.0.0/0' : '::/0') : r.dst;
@@ -177,9 +188,9 @@ function parseRoute(r: IpRoute, family: Family, table: number, m: Marks): Route 
   const protocol = Number(r.protocol ?? 0);
   const type = r.type === undefined ? 'unicast' : /^\d+$/.test(r.type) ? (RTN_TYPES[Number(r.type)] ?? r.type) : r.type;
   const hops: Nexthop[] = r.nexthops
-    ? r.nexthops.map((h) => ({ dev: h.dev, ...(h.gateway ? { via: h.gateway } : {}), weight: h.weight ?? 1, dead: (h.flags ?? []).includes('dead') }))
+    ? r.nexthops.map((h) => ({ dev: h.dev, ...(h.gateway ? { via: h.gateway } : {}), weight: h.weight ?? 1, dead: (h.flags ?? []).includes('dead'), ...onlinkOf(h.flags) }))
     : r.dev !== undefined
-      ? [{ dev: r.dev, ...(r.gateway ? { via: r.gateway } : {}), weight: 1, dead: (r.flags ?? []).includes('dead') }]
+      ? [{ dev: r.dev, ...(r.gateway ? { via: r.gateway } : {}), weight: 1, dead: (r.flags ?? []).includes('dead'), ...onlinkOf(r.flags) }]
       : [];
   return {
     family,
@@ -255,8 +266,8 @@ export function linuxRoutes(m: Marks): RoutesApi {
   return api;
 }
 
-function hopArgs(h: { dev: string; via?: string }): string[] {
-  return [...(h.via !== undefined ? ['via', h.via] : []), 'dev', h.dev];
+function hopArgs(h: { dev: string; via?: string; onlink?: true }): string[] {
+  return [...(h.via !== undefined ? ['via', h.via] : []), 'dev', h.dev, ...(h.onlink ? ['onlink'] : [])];
 }
 
 /** Prune over any RoutesApi. */

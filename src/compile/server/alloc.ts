@@ -1,13 +1,12 @@
 /**
  * Deterministic allocation of the numbers a server's tenants need to be unique on it: interface
  * indexes (the BPF encap map is keyed by the tunnel device's ifindex, shared by all tenants),
- * MAC addresses, tunnel statistics slots and link-pool subnets.
+ * MAC addresses and tunnel statistics slots.
  *
  * Each thing asks for a slot by a stable tag (`acme/gre1`); the slot starts at a hash of the tag
  * and probes forward on a collision. Tags are taken in sorted order, so the result depends on the
  * config alone (the compiler stays pure). A new tag only moves another when their hashes collide,
- * which is rare in the large spaces used here; the link pool is small, so there it can happen,
- * and the reconciler then readdresses the moved tenant.
+ * which is rare in the large spaces used here.
  */
 import { createHash } from 'node:crypto';
 
@@ -30,12 +29,6 @@ export class SlotAllocator {
     private readonly size: number,
     private readonly salt: string,
   ) {}
-
-  /** Marks slot `base + i` as taken, so no tag gets it (addresses used elsewhere). */
-  reserve(slot: number): void {
-    const i = slot - this.base;
-    if (i >= 0 && i < this.size) this.taken.add(i);
-  }
 
   /** The slot of `tag`, or null when the space is full. */
   take(tag: string): number | null {
