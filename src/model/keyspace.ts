@@ -68,6 +68,15 @@ export const KEY_PATTERNS: readonly string[] = [
   '/egress/assign/<ip>',
 ];
 
+/**
+ * Key prefixes of the validated config. Everything else in the store (agents' `/status/…`) is
+ * operational state: written without the config check, and never read as config.
+ */
+export const CONFIG_ROOTS: readonly string[] = ['/dcs/', '/anycast', '/tenants/', '/dos/', '/egress/'];
+
+/** Prefix of the servers' status keys: `/status/<dc>/<server>` (see model/status.ts). */
+export const STATUS_ROOT = '/status/';
+
 /** Store key of an object path: `['tenants', 'acme']` → `/tenants/acme`. */
 export function storeKey(path: Segments): string {
   return '/' + path.join('/');
