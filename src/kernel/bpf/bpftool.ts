@@ -87,6 +87,41 @@ export async function mapLookup(map: string, key: Buffer): Promise<Result<MapEnt
   }
 }
 
+/** What a pin path may contain to be written into a bpftool batch file (which bpftool splits on blanks). */
+const BATCH_SAFE_PATH = /^\/[A-Za-z0-9_./-]+$/;
+
+/**
+ * Reads many entries of one pinned map with one bpftool process (`bpftool -j batch file`): a
+ * reader of N keys pays one process start instead of N. Meant for array maps, where every index
+ * below max_entries exists: bpftool stops a batch at its first failing command, and then the
+ * whole read fails (no partial answer). Entries come back in the order of `keys`.
+ */
+export async function mapLookupMany(map: string, keys: readonly Buffer[]): Promise<Result<MapEntry[], BpfError>> {
+  const op = `map lookup ${map} (${keys.length} keys)`;
+  if (keys.length === 0) return ok([]);
+  // The batch file is bpftool's own command syntax, not a shell; a path with blanks or quotes
+  // would still be split differently than meant, so only plain pin paths are accepted.
+  if (!BATCH_SAFE_PATH.test(map)) return err({ code: 'bpf_failed', op, message: `pin path ${JSON.stringify(map)} has characters a bpftool batch cannot carry; pin the maps under a plain path` });
+  const dir = await mkdtemp(join(tmpdir(), 'anyedge-batch-'));
+  try {
+    const file = join(dir, 'batch.txt');
+    await writeFile(file, keys.map((k) => `map lookup pinned ${map} key hex ${hex(k).join(' ')}\n`).join(''), { mode: 0o600 });
+    const res = await run('bpftool', ['-j', 'batch', 'file', file]);
+    if (!res.ok) return err({ code: 'bpf_failed', op, message: res.error.message, cause: res.error });
+    let rows: Array<{ output: DumpRow | null }>;
+    try {
+      rows = JSON.parse(res.value.stdout) as Array<{ output: DumpRow | null }>;
+    } catch (e) {
+      return err({ code: 'bpf_bad_output', op, message: `unreadable bpftool output: ${(e as Error).message}`, cause: e as Error });
+    }
+    if (!Array.isArray(rows) || rows.length !== keys.length || rows.some((r) => r.output === null || r.output === undefined))
+      return err({ code: 'bpf_bad_output', op, message: `bpftool answered ${Array.isArray(rows) ? rows.length : 0} of ${keys.length} lookups; report this with the bpftool version (bpftool version)` });
+    return ok(rows.map((r) => toEntry(r.output as DumpRow)));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 type DumpRow = { key: string[]; value?: string[]; values?: Array<{ cpu: number; value: string[] }> };
 
 function toEntry(r: DumpRow): MapEntry {

@@ -5,7 +5,7 @@
  * checked against the objects' BTF by a test.
  */
 import { ok, type Result } from '../../lib/result.ts';
-import { mapDelete, mapDump, mapLookup, mapUpdate, type BpfError } from './bpftool.ts';
+import { mapDelete, mapDump, mapLookup, mapLookupMany, mapUpdate, type BpfError } from './bpftool.ts';
 import { decodeStruct, EDGE_COUNTERS, encodeStruct, GRE_DECAP_INFO, GRE_DECAP_KEY, GRE_ENCAP_INFO, ipv4Bytes, TUNNEL_STATS, u32Key } from './layout.ts';
 import type { EdgePins } from './loader.ts';
 
@@ -168,16 +168,31 @@ export class EdgeMaps {
   async tunnelStats(statsIdx: number): Promise<Result<TunnelStats, BpfError>> {
     const row = await mapLookup(this.pins.maps.tunnel_stats, u32Key(statsIdx));
     if (!row.ok) return row;
-    const sum = { encapPackets: 0n, encapBytes: 0n, decapPackets: 0n, decapBytes: 0n, mssClamped: 0n, tooBig: 0n };
-    for (const cpu of row.value?.perCpu ?? []) {
-      const v = decodeStruct(TUNNEL_STATS, cpu);
-      sum.encapPackets += BigInt(v.encap_packets ?? 0);
-      sum.encapBytes += BigInt(v.encap_bytes ?? 0);
-      sum.decapPackets += BigInt(v.decap_packets ?? 0);
-      sum.decapBytes += BigInt(v.decap_bytes ?? 0);
-      sum.mssClamped += BigInt(v.mss_clamped ?? 0);
-      sum.tooBig += BigInt(v.too_big ?? 0);
-    }
-    return ok(sum);
+    return ok(sumTunnelStats(row.value?.perCpu ?? []));
   }
+
+  /**
+   * The counters of many tunnel_stats slots, summed over CPUs, read with one bpftool process.
+   * Every slot must be below the map's max_entries (65536), as the compiler allocates them.
+   */
+  async tunnelStatsMany(slots: readonly number[]): Promise<Result<Map<number, TunnelStats>, BpfError>> {
+    const rows = await mapLookupMany(this.pins.maps.tunnel_stats, slots.map((s) => u32Key(s)));
+    if (!rows.ok) return rows;
+    return ok(new Map(slots.map((s, i) => [s, sumTunnelStats(rows.value[i]?.perCpu ?? [])])));
+  }
+}
+
+/** One tunnel_stats value per CPU, summed. */
+function sumTunnelStats(perCpu: readonly Buffer[]): TunnelStats {
+  const sum = { encapPackets: 0n, encapBytes: 0n, decapPackets: 0n, decapBytes: 0n, mssClamped: 0n, tooBig: 0n };
+  for (const cpu of perCpu) {
+    const v = decodeStruct(TUNNEL_STATS, cpu);
+    sum.encapPackets += BigInt(v.encap_packets ?? 0);
+    sum.encapBytes += BigInt(v.encap_bytes ?? 0);
+    sum.decapPackets += BigInt(v.decap_packets ?? 0);
+    sum.decapBytes += BigInt(v.decap_bytes ?? 0);
+    sum.mssClamped += BigInt(v.mss_clamped ?? 0);
+    sum.tooBig += BigInt(v.too_big ?? 0);
+  }
+  return sum;
 }
