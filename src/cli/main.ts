@@ -4,11 +4,15 @@
  * errors, exit 2, like a file that cannot be read.
  */
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import type { Io } from './io.ts';
 import { processIo } from './io.ts';
 import { EXIT_OK, EXIT_USAGE, runValidate } from './validate.ts';
 import { runPlan, type PlanOptions } from './plan.ts';
+import { registerClientCommands } from './client-commands.ts';
+import { runPlanDiff } from './config-cmds.ts';
+import { terminalOf } from './terminal.ts';
+import { withClientOptions, type ClientFlags } from './client-options.ts';
 
 function version(): string {
   try {
@@ -41,23 +45,33 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     });
 
   for (const [name, doApply, what] of [
-    ['plan', false, 'print what would change to make this machine\'s kernel match the config for one server (read-only)'],
+    ['plan', false, 'print what would change (read-only): with --server, in this machine\'s kernel for that server; without, in the config store (what apply -f would do, through the API)'],
     ['apply-local', true, 'make this machine\'s kernel match the config for one server, then print what was done'],
   ] as const) {
-    program
+    const cmd = program
       .command(name)
       .description(what)
       .requiredOption('-f, --file <file>', 'config file, e.g. examples/acme.yaml')
-      .requiredOption('--server <dc/server>', 'which server this machine is, e.g. ams/s1')
+      // plan without --server is the store diff through the API (config-cmds.ts).
+      .addOption(new Option('--server <dc/server>', 'which server this machine is, e.g. ams/s1').makeOptionMandatory(doApply))
       .option('--netns <ns>', 'act on this namespace as the server\'s default namespace (labs, tests)')
       .option('--prefix <prefix>', 'ownership prefix of everything made (default ae)')
       .option('--bpf <name>', 'bpffs directory of the edge programs (default anyedge)')
       .option('--link-pool <cidr>', 'reserved IPv4 pool for server↔tenant links (default 192.0.2.128/25)')
-      .action(async (o: { file: string; server: string; netns?: string; prefix?: string; bpf?: string; linkPool?: string }) => {
+      .action(async (o: ClientFlags & { file: string; server?: string; netns?: string; prefix?: string; bpf?: string; linkPool?: string }) => {
+        if (o.server === undefined) {
+          code = await runPlanDiff(o, io, terminalOf(io));
+          return;
+        }
         const opts: PlanOptions = { file: o.file, server: o.server, ...(o.netns ? { netns: o.netns } : {}), ...(o.prefix ? { prefix: o.prefix } : {}), ...(o.bpf ? { bpf: o.bpf } : {}), ...(o.linkPool ? { linkPool: o.linkPool } : {}) };
         code = await runPlan(opts, io, doApply);
       });
+    if (!doApply) withClientOptions(cmd);
   }
+
+  registerClientCommands(program, io, (c) => {
+    code = c;
+  });
 
   try {
     await program.parseAsync(argv);
