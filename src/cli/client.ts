@@ -43,10 +43,10 @@ export const apiObjectSchema = z.looseObject({
 export type ApiObject = z.output<typeof apiObjectSchema>;
 
 /** A list answer. */
-export const listSchema = z.object({ items: z.array(apiObjectSchema) });
+export const listSchema = z.looseObject({ items: z.array(apiObjectSchema) });
 
 /** One change of a whole-config diff. */
-export const changeSchema = z.object({
+export const changeSchema = z.looseObject({
   action: z.enum(['create', 'update', 'delete']),
   key: z.string().startsWith('/'),
   before: z.unknown().optional(),
@@ -59,17 +59,21 @@ export const changeSchema = z.object({
 export type Change = z.output<typeof changeSchema>;
 
 /** `POST /v1/config/diff` and `PUT /v1/config` answers. */
-export const diffSchema = z.object({ revision: z.number().int().nonnegative(), changes: z.array(changeSchema) });
+export const diffSchema = z.looseObject({ revision: z.number().int().nonnegative(), changes: z.array(changeSchema) });
 
 /** A whole-config diff or apply answer. */
 export type Diff = z.output<typeof diffSchema>;
 
 /** One server of `GET /v1/servers`. */
-export const serverItemSchema = z.object({
+export const serverItemSchema = z.looseObject({
   dc: z.string(),
   server: z.string(),
-  /** Null when the server's agent has never reported. */
+  /** Null when the server's agent has never reported, or its report does not parse (see `error`). */
   status: serverStatusSchema.nullable(),
+  /** False for a server that reports but is not in the config (any more). */
+  configured: z.boolean().optional(),
+  /** Why a report that exists is not shown (it does not parse). */
+  error: z.string().optional(),
   storeRevision: z.number().int().nonnegative(),
   lag: z.object({ revisions: z.number(), seconds: z.number() }),
   stale: z.boolean(),
@@ -79,10 +83,10 @@ export const serverItemSchema = z.object({
 export type ServerItem = z.output<typeof serverItemSchema>;
 
 /** `GET /v1/servers`. */
-export const serversSchema = z.object({ items: z.array(serverItemSchema) });
+export const serversSchema = z.looseObject({ items: z.array(serverItemSchema) });
 
 /** `GET /v1/config`. */
-export const configSchema = z.object({ revision: z.number().int().nonnegative(), config: z.record(z.string(), z.unknown()) });
+export const configSchema = z.looseObject({ revision: z.number().int().nonnegative(), config: z.record(z.string(), z.unknown()) });
 
 const errorBodySchema = z.object({
   error: z.object({

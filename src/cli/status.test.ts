@@ -58,6 +58,14 @@ test('each trouble is named with what to look at', () => {
   assert.equal(stateOf(down), 'degraded');
   assert.deepEqual(problemsOf(down), [`tunnels down: acme/gre1 (since ${T0})`]);
 
+  const unreadable = server('s8', {}, { status: null, error: "the agent's report does not parse: status/ams/s8.version: expected a string" });
+  assert.equal(stateOf(unreadable), 'unreadable');
+  assert.deepEqual(problemsOf(unreadable), ["unreadable status: the agent's report does not parse: status/ams/s8.version: expected a string"]);
+
+  const removed = server('s9', {}, { configured: false });
+  assert.equal(stateOf(removed), 'unconfigured');
+  assert.match(problemsOf(removed)[0]!, /^not in the config: /);
+
   // Unknown is not down: a tunnel without health checks is never probed.
   assert.deepEqual(problemsOf(server('s7', { tunnels: [{ tenant: 'acme', tunnel: 'gre1', state: 'unknown', since: T0 }] })), []);
 });

@@ -25,8 +25,10 @@ import { EXIT_INVALID, EXIT_OK, EXIT_USAGE } from './validate.ts';
 /** What needs attention on one server, worst first; empty when in sync and healthy. */
 export function problemsOf(s: ServerItem): string[] {
   const st = s.status;
-  if (st === null) return ['no status: its agent has never reported (is anyedge agent running there?)'];
-  const out: string[] = [];
+  const unconfigured = s.configured === false ? ['not in the config: an agent still reports for a server that was removed (stop it, or delete its status)'] : [];
+  if (st === null)
+    return [s.error !== undefined ? `unreadable status: ${s.error}` : 'no status: its agent has never reported (is anyedge agent running there?)', ...unconfigured];
+  const out: string[] = [...unconfigured];
   if (s.stale) out.push(`stale: last report at ${st.updatedAt} (is its agent running?)`);
   if (!st.store.connected) out.push(`store disconnected since ${st.store.since}${st.store.error ? `: ${st.store.error}` : ''}`);
   if (st.lastError) out.push(`last error at ${st.lastError.at}: ${st.lastError.message}`);
@@ -47,7 +49,8 @@ function lagText(s: ServerItem): string {
 
 /** The one-word state shown in the table. */
 export function stateOf(s: ServerItem): string {
-  if (s.status === null) return 'no status';
+  if (s.status === null) return s.error !== undefined ? 'unreadable' : 'no status';
+  if (s.configured === false) return 'unconfigured';
   if (s.stale) return 'stale';
   if (!s.status.store.connected) return 'disconnected';
   if (s.status.lastError) return 'error';
