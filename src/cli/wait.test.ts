@@ -100,3 +100,23 @@ test('no servers: nothing to wait for', async () => {
   assert.ok(r.ok && r.value.converged);
   assert.equal(renderWaitOutcome(r.value, 3), 'no servers to wait for\n');
 });
+
+test('on a terminal, progress is a bar on stderr (and no progress lines)', async () => {
+  const { PassThrough } = await import('node:stream');
+  const stream = Object.assign(new PassThrough(), { isTTY: true, columns: 120 });
+  let drawn = '';
+  stream.on('data', (c: Buffer) => (drawn += c.toString()));
+  const polls: ServerItem[][] = [[item('s1', 15), item('s2', 9)], [item('s1', 15), item('s2', 15)]];
+  let i = 0;
+  const { io, err: lines } = capture();
+  const r = await waitForServers(async () => ok(polls[i++]!), {
+    revision: 15,
+    timeoutMs: 10_000,
+    io,
+    term: { ...NO_TERMINAL, stderrIsTTY: true, progressStream: stream },
+    ...clock(),
+  });
+  assert.ok(r.ok && r.value.converged);
+  assert.deepEqual(lines, []);
+  assert.match(drawn, /waiting for servers to apply revision 15 \[[█░]+\] 2\/2/);
+});
