@@ -13,6 +13,7 @@ import { registerClientCommands } from './client-commands.ts';
 import { runPlanDiff } from './config-cmds.ts';
 import { terminalOf } from './terminal.ts';
 import { withClientOptions, type ClientFlags } from './client-options.ts';
+import { registerAgentCommand } from './agent.ts';
 
 function version(): string {
   try {
@@ -70,6 +71,9 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   }
 
   registerClientCommands(program, io, (c) => {
+    code = c;
+  });
+  registerAgentCommand(program, io, (c) => {
     code = c;
   });
 
