@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Agent } from './daemon.ts';
 import { acmeConfig, acmeDoc, mustConfig } from './fixtures.ts';
-import { EventLog, fakeServer, mustPut, referenceDump, testCompile, waitFor, writeConfig, type FakeServer } from './daemon-fixtures.ts';
+import { assertExactlyOnce, EventLog, fakeServer, mustPut, recordingOpener, referenceDump, testCompile, waitFor, writeConfig, type FakeServer } from './daemon-fixtures.ts';
 import type { Config } from '../model/config.ts';
 import { configToEntries } from '../model/keyspace.ts';
 import { CONFIG_VALIDATION } from '../store/open.ts';
@@ -49,11 +49,12 @@ test('etcd down: the agent keeps the kernel; a rebooted server converges from it
   };
   const agentOn = async (server: FakeServer) => {
     const log = new EventLog();
-    const agent = new Agent({ where: { dc: 'ams', server: 's1' }, openStore: open, stateDir, env: server.env, compile: testCompile, backoff: { initialMs: 50, maxMs: 300 }, heartbeatMs: 60_000, log: log.sink });
+    const delivered: number[] = [];
+    const agent = new Agent({ where: { dc: 'ams', server: 's1' }, openStore: recordingOpener(open, delivered), stateDir, env: server.env, compile: testCompile, backoff: { initialMs: 50, maxMs: 300 }, heartbeatMs: 60_000, log: log.sink });
     cleanups.push(() => agent.stop());
     const started = await agent.start();
     if (!started.ok) assert.fail(started.error.message);
-    return { agent, log };
+    return { agent, log, delivered };
   };
 
   // Running, with the config applied.
@@ -104,5 +105,12 @@ test('etcd down: the agent keeps the kernel; a rebooted server converges from it
   // Revisions prove it: A received exactly the writes before the outage, B exactly those after.
   assert.deepEqual(a.log.changeRevisions(), [rev2], a.log.text());
   assert.deepEqual(b.log.changeRevisions(), [rev3, rev4], b.log.text());
+  // What etcd delivered: A from its first listing on, B from its replica's revision on, each
+  // revision once (this cluster has no other writers, so none is skipped either).
+  assert.equal(a.delivered[0], a.log.of('resync')[0]!.toRevision + 1);
+  assertExactlyOnce(a.delivered, true, 'agent A');
+  assert.equal(b.delivered[0], b.log.of('start')[0]!.replicaRevision + 1);
+  assertExactlyOnce(b.delivered, true, 'agent B');
+  assert.ok(b.delivered.includes(rev3) && b.delivered.includes(rev4));
   await b.agent.stop();
 });

@@ -10,7 +10,8 @@ import { configToEntries } from '../model/keyspace.ts';
 import { fakeKernel, marksWith, type FakeKernel } from '../kernel/index.ts';
 import { fakeBpfMaps } from '../kernel/bpf/maps-api.ts';
 import { fakeAttach } from '../kernel/attach.ts';
-import type { ConfigStore } from '../store/types.ts';
+import type { ConfigStore, StoreError, Watch } from '../store/types.ts';
+import type { Result } from '../lib/result.ts';
 import { apply, plan, type ReconcileEnv } from './reconcile.ts';
 import type { AgentEvent } from './daemon.ts';
 
@@ -101,5 +102,49 @@ export class EventLog {
   /** Text of every event, for failure messages. */
   text(): string {
     return this.events.map((e) => JSON.stringify(e)).join('\n');
+  }
+}
+
+/**
+ * Wraps a store so that the revision of every batch its watches deliver is appended to
+ * `delivered`: across reconnects the list proves nothing was repeated or skipped.
+ */
+export function recordingStore(store: ConfigStore, delivered: number[]): ConfigStore {
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      if (prop === 'watch') {
+        return (prefix: string, afterRevision: number): Watch => {
+          const inner = target.watch(prefix, afterRevision);
+          return {
+            close: () => inner.close(),
+            async *[Symbol.asyncIterator]() {
+              for await (const item of inner) {
+                if (item.ok) delivered.push(item.value.revision);
+                yield item;
+              }
+            },
+          };
+        };
+      }
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
+/** An opener that records deliveries of every store it opens (see {@link recordingStore}). */
+export function recordingOpener(open: () => Promise<Result<ConfigStore, StoreError>>, delivered: number[]): () => Promise<Result<ConfigStore, StoreError>> {
+  return async () => {
+    const r = await open();
+    return r.ok ? { ok: true, value: recordingStore(r.value, delivered) } : r;
+  };
+}
+
+/** Asserts `revs` is strictly increasing and, when `contiguous`, has no gap. */
+export function assertExactlyOnce(revs: readonly number[], contiguous: boolean, what: string): void {
+  for (let i = 1; i < revs.length; i++) {
+    const [a, b] = [revs[i - 1]!, revs[i]!];
+    assert.ok(b > a, `${what}: revision ${b} delivered after ${a} (repeated or out of order): ${revs.join(' ')}`);
+    if (contiguous) assert.equal(b, a + 1, `${what}: revisions ${a + 1}…${b - 1} never delivered: ${revs.join(' ')}`);
   }
 }

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, packageVersion, type AgentOptions, type ReconcileOutcome } from './daemon.ts';
 import { acmeConfig, acmeDoc, mustConfig } from './fixtures.ts';
-import { EventLog, fakeServer, mustDelete, mustPut, referenceDump, testCompile, waitFor, writeConfig, type FakeServer } from './daemon-fixtures.ts';
+import { assertExactlyOnce, EventLog, fakeServer, mustDelete, mustPut, recordingOpener, referenceDump, testCompile, waitFor, writeConfig, type FakeServer } from './daemon-fixtures.ts';
 import type { Prober, ProbeTarget } from './health.ts';
 import { err } from '../lib/result.ts';
 import type { Config } from '../model/config.ts';
@@ -141,7 +141,11 @@ test('a change is applied; a burst of 100 writes costs at most 3 applies and end
 
   const before = r.outcomes.length;
   let last = 0;
-  for (let i = 0; i < 100; i++) last = await mustPut(l.writer, '/tenants/acme/firewall', firewallOf(acmeFtpPort(3000 + i)));
+  // 5 ms apart: each would be its own reconcile without the coalescing window (50 ms quiet, 1 s at most).
+  for (let i = 0; i < 100; i++) {
+    last = await mustPut(l.writer, '/tenants/acme/firewall', firewallOf(acmeFtpPort(3000 + i)));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
   await applied(r, last);
   const during = r.outcomes.slice(before);
   assert.ok(during.length >= 1 && during.length <= 3, `100 writes gave ${during.length} reconciles: ${during.join(', ')}`);
@@ -164,7 +168,8 @@ test('restart: resumes after the persisted revision; only the newer change is re
 
   // While the agent is away: one config change (and the store moves on).
   const rev2 = await mustPut(l.writer, '/tenants/acme/firewall', firewallOf(acmeFtpPort(2121)));
-  const b = await startAgent(l, server);
+  const delivered: number[] = [];
+  const b = await startAgent(l, server, { openStore: recordingOpener(() => l.open(), delivered) });
   // The start-up pass from the replica found the kernel as the first agent left it.
   assert.equal(b.outcomes[0], 'noop');
   await applied(b, rev2);
@@ -177,6 +182,9 @@ test('restart: resumes after the persisted revision; only the newer change is re
   assert.equal(await server.dump(), await referenceDump(acmeFtpPort(2121)));
   const start = b.log.of('start')[0]!;
   assert.ok(start.replicaRevision >= rev1 && start.appliedRevision >= rev1, JSON.stringify(start));
+  // The store delivered every revision after the replica's, once, and nothing before.
+  assert.equal(delivered[0], start.replicaRevision + 1);
+  assertExactlyOnce(delivered, true, 'restarted agent');
 });
 
 test('store down at start: a rebooted server gets its last config from the replica; reconnects back off', async () => {
@@ -219,7 +227,8 @@ test('store lost mid-run: the kernel stays, the loss is reported, the watch resu
   const l = await lab();
   const rev = await writeConfig(l.writer, acmeConfig());
   const server = await fakeServer();
-  const r = await startAgent(l, server);
+  const delivered: number[] = [];
+  const r = await startAgent(l, server, { openStore: recordingOpener(() => l.open(), delivered) });
   await applied(r, rev);
   const dump = await server.dump();
 
@@ -235,8 +244,96 @@ test('store lost mid-run: the kernel stays, the loss is reported, the watch resu
   await applied(r, after);
   assert.equal(await server.dump(), await referenceDump(acmeFtpPort(2222)));
   assert.deepEqual(r.log.changeRevisions(), [during, after]);
+  // Across the reconnect: every revision after the first listing delivered once, none skipped.
+  assert.equal(delivered[0], r.log.of('resync')[0]!.toRevision + 1);
+  assertExactlyOnce(delivered, true, 'agent across a lost store');
+  assert.ok(delivered.includes(during) && delivered.includes(after));
   assert.equal(r.agent.snapshot().store.connected, true);
   assert.match(r.log.of('disconnected')[0]!.reason, /closed/);
+});
+
+test('restart after the history was compacted past the replica: lists the store instead, and converges', async () => {
+  const l = await lab();
+  const rev1 = await writeConfig(l.writer, acmeConfig());
+  const server = await fakeServer();
+  const a = await startAgent(l, server);
+  await applied(a, rev1);
+  await a.agent.stop();
+
+  const rev2 = await mustPut(l.writer, '/tenants/acme/firewall', firewallOf(acmeFtpPort(2121)));
+  const rev3 = await mustPut(l.writer, '/tenants/acme/firewall', firewallOf(acmeFtpPort(2222)));
+  const compacted = await l.writer.compact(rev3);
+  assert.ok(compacted.ok);
+  const b = await startAgent(l, server);
+  await applied(b, rev3);
+  const resync = b.log.of('resync');
+  assert.deepEqual(resync.map((e) => e.mode), ['list']);
+  assert.match(resync[0]!.reason, /history starts at revision/);
+  assert.deepEqual(b.log.changeRevisions(), [], 'nothing is replayed from history');
+  assert.ok(rev2 < rev3);
+  assert.equal(await server.dump(), await referenceDump(acmeFtpPort(2222)));
+});
+
+test('a watch that reports compacted mid-run is replaced by a listing; later changes still arrive once each', async () => {
+  const l = await lab();
+  const rev1 = await writeConfig(l.writer, acmeConfig());
+  const server = await fakeServer();
+  // The first watch the agent opens fails at once with `compacted`, as if history had just gone.
+  let failFirst = true;
+  const open = async () => {
+    const r = await l.open();
+    if (!r.ok) return r;
+    const store = r.value;
+    const proxy = new Proxy(store, {
+      get(target, prop, receiver) {
+        if (prop !== 'watch' || !failFirst) {
+          const v = Reflect.get(target, prop, receiver) as unknown;
+          return typeof v === 'function' ? v.bind(target) : v;
+        }
+        return (prefix: string, afterRevision: number) => {
+          failFirst = false;
+          const inner = target.watch(prefix, afterRevision);
+          return {
+            close: () => inner.close(),
+            async *[Symbol.asyncIterator]() {
+              yield { ok: false as const, error: { code: 'compacted' as const, compactRevision: afterRevision + 5, message: `watch / after revision ${afterRevision}: history compacted (test)` } };
+            },
+          };
+        };
+      },
+    });
+    return { ok: true as const, value: proxy };
+  };
+  const r = await startAgent(l, server, { openStore: open });
+  await applied(r, rev1);
+  const resync = r.log.of('resync');
+  assert.deepEqual(resync.map((e) => e.mode), ['list', 'list']);
+  assert.match(resync[1]!.reason, /history compacted \(test\)/);
+  const rev2 = await mustPut(l.writer, '/tenants/acme/firewall', firewallOf(acmeFtpPort(2121)));
+  await applied(r, rev2);
+  assert.deepEqual(r.log.changeRevisions(), [rev2]);
+  assert.equal(await server.dump(), await referenceDump(acmeFtpPort(2121)));
+  assert.equal(r.log.of('disconnected').length, 0, 'compaction is not a lost store');
+});
+
+test('a replica from another store (ahead of it) is replaced by that store\'s config', async () => {
+  const first = await lab();
+  let last = await writeConfig(first.writer, acmeConfig());
+  for (let i = 0; i < 5; i++) last = await mustPut(first.writer, '/tenants/acme/firewall', firewallOf(acmeFtpPort(4000 + i)));
+  const server = await fakeServer();
+  const a = await startAgent(first, server);
+  await applied(a, last);
+  await a.agent.stop();
+
+  // Another store, at a lower revision: the replica's revisions mean nothing there.
+  const other = await lab();
+  const rev = await writeConfig(other.writer, acmeFtpPort(2121));
+  assert.ok(rev < last);
+  const b = await startAgent(other, server, { stateDir: first.stateDir });
+  await waitFor(`the listing of the other store\n${b.log.text()}`, () => b.log.of('resync').length > 0);
+  assert.match(b.log.of('resync')[0]!.reason, /behind the replica's/);
+  await waitFor('the other store\'s config in the kernel', async () => (await server.dump()) === (await referenceDump(acmeFtpPort(2121))));
+  assert.ok(b.agent.snapshot().appliedRevision >= rev);
 });
 
 test('a config the compiler refuses keeps the kernel, reports lastError and retries; fixing it recovers', async () => {

@@ -430,6 +430,11 @@ export class Agent {
   }
 
   #onBatch(batch: WatchBatch): void {
+    // The store promises increasing revisions; a repeat would apply a change twice.
+    if (batch.revision <= this.#revision) {
+      this.#emit({ level: 'error', event: 'error', stage: 'internal', revision: this.#revision, message: `the store delivered revision ${batch.revision} after ${this.#revision}; ignored (a store bug: report it)` });
+      return;
+    }
     this.#revision = batch.revision;
     const events = batch.events.filter((e) => isConfigKey(e.key));
     // Status writes (ours and other servers') move the revision but not the config.
