@@ -314,12 +314,13 @@ export class Agent {
     }
   }
 
+  /** Records connectivity; `since` moves only when it flips. A new connection reports at once. */
   #setConnected(connected: boolean, error?: string): void {
-    const changed = connected !== this.#connected || (!connected && error !== this.#storeError);
-    if (connected !== this.#connected) this.#storeSince = this.#clock.now();
+    const flipped = connected !== this.#connected;
+    if (flipped) this.#storeSince = this.#clock.now();
     this.#connected = connected;
     this.#storeError = connected ? undefined : error;
-    if (changed && connected) this.#writeStatus();
+    if (flipped && connected) this.#writeStatus();
   }
 
   /** Sleeps `ms` on the agent's clock; `stop()` wakes it. */
