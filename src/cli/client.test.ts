@@ -77,7 +77,7 @@ test('an API error keeps status, code, message and field issues', async () => {
 });
 
 test('401, 403 and 429 say what to do', async () => {
-  const c = createClient({ baseUrl: base, token: TOKEN });
+  const c = createClient({ baseUrl: base, token: TOKEN, sleep: async () => {} });
   reply = json(401, { error: { code: 'unauthorized', message: 'unknown token' } });
   const a = await c.servers();
   assert.ok(!a.ok);
@@ -91,6 +91,42 @@ test('401, 403 and 429 say what to do', async () => {
   assert.ok(!d.ok);
   assert.equal(d.error.retryAfterSeconds, 3);
   assert.match(formatApiError(d.error), /try again in 3 s/);
+});
+
+test('a 429 asking for a short wait is waited out and retried; a long one is returned', async () => {
+  const slept: number[] = [];
+  const c = createClient({ baseUrl: base, token: TOKEN, sleep: async (ms) => void slept.push(ms) });
+  let n = 0;
+  reply = (res) => {
+    n++;
+    if (n <= 2) json(429, { error: { code: 'rate_limited', message: 'slow down' } }, { 'retry-after': String(n) })(res);
+    else json(200, { items: [] })(res);
+  };
+  const r = await c.servers();
+  assert.deepEqual(r, { ok: true, value: [] });
+  assert.equal(n, 3);
+  assert.deepEqual(slept, [1000, 2000]);
+
+  n = 0;
+  slept.length = 0;
+  reply = (res) => {
+    n++;
+    json(429, { error: { code: 'rate_limited', message: 'slow down' } }, { 'retry-after': '60' })(res);
+  };
+  const long = await c.servers();
+  assert.ok(!long.ok);
+  assert.equal(long.error.status, 429);
+  assert.equal(n, 1, 'not retried: the caller decides about a minute');
+  assert.deepEqual(slept, []);
+
+  n = 0;
+  reply = (res) => {
+    n++;
+    json(429, { error: { code: 'rate_limited', message: 'slow down' } }, { 'retry-after': '1' })(res);
+  };
+  const persistent = await c.servers();
+  assert.ok(!persistent.ok);
+  assert.equal(n, 4, 'the first try and three retries');
 });
 
 test('an answer that is not the API\'s shape is an error naming where it differs', async () => {

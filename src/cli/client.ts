@@ -106,6 +106,22 @@ export interface ClientOptions {
   readonly timeoutMs?: number;
   /** The fetch to use (default the global one). */
   readonly fetch?: typeof fetch;
+  /** How a 429's Retry-After is waited (default a timer; tests replace it). */
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+/**
+ * A rate-limited request is retried this many times when the API asks for at most
+ * {@link MAX_RETRY_AFTER_S} seconds: listing every tenant's objects is a burst of requests, and
+ * the limiter is there to spread them, not to fail them.
+ */
+export const RATE_LIMIT_RETRIES = 3;
+/** Longest Retry-After the client waits by itself; longer ones are returned as errors. */
+export const MAX_RETRY_AFTER_S = 5;
+
+/** A 409 from a lost compare-and-set: what was read (or diffed) changed before the write. */
+export function isStale(e: ApiError): boolean {
+  return e.status === 409 && e.code === 'cas_failed';
 }
 
 /** One request. */
@@ -163,10 +179,20 @@ function connectionProblem(e: unknown): { code: string; why: string } {
 /** Makes a client. */
 export function createClient(options: ClientOptions): ApiClient {
   const doFetch = options.fetch ?? fetch;
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const timeoutMs = options.timeoutMs ?? 30_000;
   const baseUrl = options.baseUrl.replace(/\/+$/, '');
 
   async function request<T>(method: string, path: string, schema: z.ZodType<T>, o: RequestOptions = {}): Promise<Result<T, ApiError>> {
+    for (let attempt = 0; ; attempt++) {
+      const r = await once(method, path, schema, o);
+      const wait = !r.ok && r.error.status === 429 ? (r.error.retryAfterSeconds ?? 1) : undefined;
+      if (wait === undefined || wait > MAX_RETRY_AFTER_S || attempt >= RATE_LIMIT_RETRIES) return r;
+      await sleep(wait * 1000);
+    }
+  }
+
+  async function once<T>(method: string, path: string, schema: z.ZodType<T>, o: RequestOptions): Promise<Result<T, ApiError>> {
     const query = o.query && Object.keys(o.query).length ? '?' + new URLSearchParams(o.query).toString() : '';
     const url = baseUrl + path + query;
     const headers: Record<string, string> = { accept: 'application/json' };

@@ -20,7 +20,7 @@ import { isYes } from './terminal.ts';
 import type { ClientFlags } from './client-options.ts';
 import { clientFrom } from './client-options.ts';
 import type { ApiClient, ApiError, Diff } from './client.ts';
-import { formatApiError } from './client.ts';
+import { formatApiError, isStale } from './client.ts';
 import type { ConfigFile } from './config-file.ts';
 import { issueFromApi, loadConfigFile, printIssuesAtLines } from './config-file.ts';
 import { renderDiff, summarizeChanges } from './diff-view.ts';
@@ -57,11 +57,14 @@ export function parseTimeout(text: string | undefined): { ok: true; ms: number }
   return { ok: true, ms: Math.round(s * 1000) };
 }
 
-/** Prints an API failure; field errors are placed on the file's lines. */
+/**
+ * Prints an API failure. Field errors (400 invalid, 409 conflict with objects already in the
+ * store) are placed on the file's lines.
+ */
 function explainApiFailure(e: ApiError, f: ConfigFile, io: Io): void {
-  if (e.status === 400 && e.issues && e.issues.length > 0) {
+  if ((e.status === 400 || e.status === 409) && e.issues && e.issues.length > 0) {
     printIssuesAtLines(f.file, f.source, e.issues.map(issueFromApi), io);
-    io.err(`${f.file}: the API refused it (${plural(e.issues.length, 'error')}): ${e.message}; nothing was applied\n`);
+    io.err(`${f.file}: the API refused it (${e.status} ${e.code}, ${plural(e.issues.length, 'error')}); nothing was applied — fix the lines above\n`);
     return;
   }
   io.err(formatApiError(e));
@@ -139,7 +142,7 @@ export async function runApply(opts: ApplyOptions, io: Io, term: Terminal): Prom
 
   const put = await client.putConfig(f.document, expectOf(diff.value));
   if (!put.ok) {
-    if (put.error.status === 409)
+    if (isStale(put.error))
       io.err(`the config changed since the diff (${put.error.message}); nothing was applied — run apply again to see the new diff\n`);
     else explainApiFailure(put.error, f, io);
     return EXIT_INVALID;

@@ -12,7 +12,7 @@ import type { Terminal } from './terminal.ts';
 import { isYes } from './terminal.ts';
 import type { ClientFlags } from './client-options.ts';
 import { clientFrom } from './client-options.ts';
-import { formatApiError } from './client.ts';
+import { formatApiError, isStale } from './client.ts';
 import { findKind } from './kinds.ts';
 import { describeTarget, explainError, resolveTarget } from './get.ts';
 import { renderTable } from './table-view.ts';
@@ -71,7 +71,7 @@ export async function runDelete(opts: DeleteOptions, io: Io, term: Terminal): Pr
 
   const r = await c.remove(path, current.value.revision);
   if (!r.ok) {
-    if (r.error.status === 409)
+    if (isStale(r.error))
       io.err(`${what} changed since it was read (revision ${current.value.revision}): ${r.error.message}; nothing deleted — run the command again to see it as it is now\n`);
     else io.err(r.error.status === 404 ? explainError(r.error, k, t) : formatApiError(r.error));
     return EXIT_INVALID;

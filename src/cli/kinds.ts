@@ -206,6 +206,7 @@ export const KINDS: readonly Kind[] = [
     listPath: () => '/v1/dcs',
     itemPath: (_o, id) => `/v1/dcs/${seg(id)}`,
     columns: [idCol, field('name', 'name'), field('location', 'location'), field('backbone', 'backbone'), revCol],
+    deleteNote: 'and its servers',
   },
   {
     name: 'servers',
