@@ -132,7 +132,7 @@ test('an invalid document: 400 with every issue at its place in the document, no
   withApi(async (h) => {
     const doc = acmeDocument() as Doc;
     doc.tenants!.globex!.prefixes = { p0: { cidr: '203.0.113.0/25' } };
-    doc.tenants!.acme!.tunnels!.gre1!.mtu = 100;
+    (doc.tenants!.acme!.tunnels!.gre1 as Record<string, unknown>).mtu = 100;
     (doc as Record<string, unknown>).extras = {};
     const before = await snapshot(h);
     for (const method of ['POST', 'PUT'] as const) {
