@@ -31,7 +31,7 @@ const NO_BORDER = {
 /** Renders a table; `tty` chooses boxes and colour over plain columns. Ends with a newline. */
 export function renderTable(data: TableData, tty: boolean): string {
   const table = tty
-    ? new Table({ head: [...data.head], style: { head: ['bold'], border: [] } })
+    ? new Table({ head: [...data.head], style: { head: ['bold'], border: [], compact: true } })
     : new Table({ head: data.head.map((h) => h.toUpperCase()), chars: NO_BORDER, style: { head: [], border: [], 'padding-left': 0, 'padding-right': 2 } });
   for (const row of data.rows) table.push([...row]);
   const text = table.toString();
