@@ -204,6 +204,12 @@ test('apply --wait: follows the servers until all applied it, or names those tha
   assert.match(bad.err, /^--timeout "soon": give seconds to wait/);
 });
 
+test('plan -f: the kernel plan\'s flags without --server are a usage error', async () => {
+  const r = await lab.run(['plan', '-f', ACME, '--netns', 'x', '--link-pool', '192.0.2.128/25']);
+  assert.equal(r.code, 2);
+  assert.equal(r.err, '--netns, --link-pool: only for the kernel plan of one server; add --server DC/SERVER, or remove them to see the store diff\n');
+});
+
 test('no token, a bad token, or no API: exit codes and messages that say what to do', async () => {
   const none = await lab.run(['plan', '-f', ACME], { env: { ANYEDGE_TOKEN: undefined } });
   assert.equal(none.code, 2);

@@ -35,7 +35,19 @@ export const DEFAULT_WAIT_SECONDS = 60;
 /** `plan -f FILE` without `--server`. */
 export interface PlanDiffOptions extends ClientFlags {
   readonly file: string;
+  /** The kernel plan's options: refused here, since they mean nothing without --server. */
+  readonly netns?: string;
+  readonly prefix?: string;
+  readonly bpf?: string;
+  readonly linkPool?: string;
 }
+
+const KERNEL_FLAGS = [
+  ['netns', '--netns'],
+  ['prefix', '--prefix'],
+  ['bpf', '--bpf'],
+  ['linkPool', '--link-pool'],
+] as const;
 
 /** `apply -f FILE`. */
 export interface ApplyOptions extends ClientFlags {
@@ -84,6 +96,11 @@ async function prepare(opts: ClientFlags & { file: string }, io: Io, term: Termi
 
 /** Runs `plan -f FILE` (the API diff); returns the exit code. */
 export async function runPlanDiff(opts: PlanDiffOptions, io: Io, term: Terminal): Promise<number> {
+  const kernelOnly = KERNEL_FLAGS.filter(([k]) => opts[k] !== undefined).map(([, flag]) => flag);
+  if (kernelOnly.length) {
+    io.err(`${kernelOnly.join(', ')}: only for the kernel plan of one server; add --server DC/SERVER, or remove ${kernelOnly.length === 1 ? 'it' : 'them'} to see the store diff\n`);
+    return EXIT_USAGE;
+  }
   const p = await prepare(opts, io, term);
   if (typeof p === 'number') return p;
   const diff = await p.client.diffConfig(p.f.document);

@@ -95,6 +95,18 @@ test('an API that is briefly unreachable is waited out; one that refuses ends th
   assert.equal(never.error.code, 'unreachable');
 });
 
+test('a server no longer in the config is not waited for', async () => {
+  const r = await waitForServers(async () => ok([item('s1', 15), item('s9', 2, { configured: false })]), {
+    revision: 15,
+    timeoutMs: 1_000,
+    io: capture().io,
+    term: NO_TERMINAL,
+    ...clock(),
+  });
+  assert.ok(r.ok && r.value.converged);
+  assert.deepEqual(r.value.items.map((s) => s.server), ['s1']);
+});
+
 test('no servers: nothing to wait for', async () => {
   const r = await waitForServers(async () => ok([]), { revision: 3, timeoutMs: 1_000, io: capture().io, term: NO_TERMINAL, ...clock() });
   assert.ok(r.ok && r.value.converged);

@@ -69,10 +69,11 @@ export async function waitForServers(servers: () => Promise<Result<ServerItem[],
     while (true) {
       const r = await servers();
       if (r.ok) {
-        lastItems = r.value;
+        // A server no longer in the config (its agent still reporting) is not one to wait for.
+        lastItems = r.value.filter((s) => s.configured !== false);
         lastError = undefined;
-        const done = r.value.filter((s) => hasApplied(s, o.revision)).length;
-        const total = r.value.length;
+        const done = lastItems.filter((s) => hasApplied(s, o.revision)).length;
+        const total = lastItems.length;
         if (bar) {
           if (!started) bar.start(total, done);
           else {
@@ -84,7 +85,7 @@ export async function waitForServers(servers: () => Promise<Result<ServerItem[],
           o.io.err(`waiting: ${done}/${plural(total, 'server')} applied revision ${o.revision}\n`);
         }
         lastShown = done;
-        if (done === total) return ok({ converged: true, items: r.value, behind: [], elapsedMs: now() - start });
+        if (done === total) return ok({ converged: true, items: lastItems, behind: [], elapsedMs: now() - start });
       } else if (passing(r.error)) {
         lastError = r.error;
       } else {
