@@ -14,6 +14,8 @@ import { runPlanDiff } from './config-cmds.ts';
 import { terminalOf } from './terminal.ts';
 import { withClientOptions, type ClientFlags } from './client-options.ts';
 import { registerAgentCommand } from './agent.ts';
+import { registerApiCommand } from './api.ts';
+import { registerTokenCommand } from './token.ts';
 
 function version(): string {
   try {
@@ -74,6 +76,12 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     code = c;
   });
   registerAgentCommand(program, io, (c) => {
+    code = c;
+  });
+  registerApiCommand(program, io, (c) => {
+    code = c;
+  });
+  registerTokenCommand(program, io, (c) => {
     code = c;
   });
 
