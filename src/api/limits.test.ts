@@ -128,3 +128,27 @@ test('unknown routes are 404 and known paths with another method 405 with Allow,
     await h.cleanup();
   }
 });
+
+test('prototype names in queries, fields, ids and expect are plain unknown names', async () => {
+  const h = await apiHarness();
+  try {
+    const before = await snapshot(h);
+    const cases: [string, string, string | undefined][] = [
+      ['GET', '/v1/tenants?__proto__=x', undefined],
+      ['GET', '/v1/tenants?constructor=x&constructor=y', undefined],
+      ['PUT', '/v1/tenants/acme/prefixes/p2', '{"__proto__":{"cidr":"203.0.113.0/26"},"cidr":"203.0.113.0/26"}'],
+      ['PUT', '/v1/config', '{"config":{"tenants":{"__proto__":{"name":"x"}}}}'],
+      ['PUT', '/v1/config', '{"config":{},"expect":{"__proto__":1}}'],
+      ['POST', '/v1/config/diff', '{"config":{},"expect":{}}'],
+    ];
+    for (const [method, path, body] of cases) {
+      const r = await h.call(method, path, body === undefined ? {} : { body });
+      assert.equal(r.status, 400, `${method} ${path} ${body}: ${JSON.stringify(r.body)}`);
+      assert.equal((r.body as { error: { issues: unknown[] } }).error.issues.length, 1, JSON.stringify(r.body));
+    }
+    assert.equal(await snapshot(h), before);
+    assert.equal(({} as Record<string, unknown>).cidr, undefined, 'nothing polluted Object.prototype');
+  } finally {
+    await h.cleanup();
+  }
+});

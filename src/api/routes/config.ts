@@ -34,7 +34,7 @@ function envelope(body: unknown, allowExpect: boolean): Result<ConfigRequest, Ap
   const { config, expect } = body as { config?: unknown; expect?: unknown };
   if (config === undefined) issues.push({ code: 'missing', path: at, field: ['config'], message: 'required field is missing; put the document (the shape of examples/acme.yaml) under config' });
   let map: Map<string, number> | undefined;
-  if (expect !== undefined) {
+  if (expect !== undefined && allowExpect) {
     if (expect === null || typeof expect !== 'object' || Array.isArray(expect))
       issues.push({ code: 'invalid_type', path: at, field: ['expect'], message: 'expected a map of store key → modRevision, as a diff returned them' });
     else {
