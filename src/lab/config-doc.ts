@@ -1,0 +1,101 @@
+/**
+ * The config document the lab writes to its store: its data centers and servers, the platform's
+ * anycast ranges, and two tenants as in examples/acme.yaml — Acme (203.0.113.0/25, FTP open on
+ * 203.0.113.100, a tunnel with inner addresses so the agents health-check it) and Globex
+ * (203.0.113.128/25, a keyed tunnel) — each with its tunnel to its customer router.
+ */
+
+/** One data center of the lab, as the config needs it. */
+export interface LabDcDoc {
+  readonly id: string;
+  readonly name: string;
+  /** The DC router's address on the exchange LAN, with its length. */
+  readonly backbone: string;
+  /** Server id → uplink address with length. */
+  readonly servers: ReadonlyArray<{ readonly id: string; readonly address: string }>;
+}
+
+/** The customers of the lab: tenant id, prefix, router, tunnel details, the host and its service. */
+export interface LabCustomer {
+  readonly tenant: string;
+  readonly name: string;
+  readonly prefix: string;
+  /** The customer router's public address (the tunnel's customer endpoint). */
+  readonly routerIp: string;
+  /** The customer router's address on its LAN (the host's gateway), with length. */
+  readonly lanGateway: string;
+  /** The host inside, with length. */
+  readonly host: string;
+  /** Port of the host's TCP echo service. */
+  readonly port: number;
+  readonly key?: number;
+  /** Our inner address of the tunnel (with length), and the customer's. */
+  readonly inner?: { readonly ours: string; readonly theirs: string };
+}
+
+/** The platform's anycast addressing (DESIGN §4). */
+export const LAB_ANYCAST = {
+  ranges: ['198.51.100.0/28'],
+  greEndpoints: ['198.51.100.1'],
+  services: ['198.51.100.2', '198.51.100.3'],
+  egressRanges: ['198.51.100.64/26'],
+} as const;
+
+/** Acme and Globex, as in examples/acme.yaml. */
+export const LAB_CUSTOMERS: readonly LabCustomer[] = [
+  {
+    tenant: 'acme', name: 'Acme Corp', prefix: '203.0.113.0/25', routerIp: '198.51.100.200', lanGateway: '203.0.113.1/25', host: '203.0.113.100/25', port: 21,
+    inner: { ours: '192.0.2.252/31', theirs: '192.0.2.253/31' },
+  },
+  { tenant: 'globex', name: 'Globex', prefix: '203.0.113.128/25', routerIp: '198.51.100.201', lanGateway: '203.0.113.129/25', host: '203.0.113.130/25', port: 21, key: 42 },
+];
+
+/** The whole document (the shape of examples/acme.yaml), ready for parseConfig. */
+export function labConfigDoc(dcs: readonly LabDcDoc[]): Record<string, unknown> {
+  const dcDocs: Record<string, unknown> = {};
+  for (const dc of dcs) {
+    dcDocs[dc.id] = {
+      name: dc.name,
+      location: 'anyedge lab',
+      backbone: [dc.backbone],
+      servers: Object.fromEntries(dc.servers.map((s) => [s.id, { uplink: 'eth0', addresses: [s.address] }])),
+    };
+  }
+  const tenants: Record<string, unknown> = {};
+  for (const c of LAB_CUSTOMERS) {
+    tenants[c.tenant] = {
+      name: c.name,
+      prefixes: { p1: { cidr: c.prefix } },
+      tunnels: {
+        gre1: {
+          customerEndpoint: c.routerIp,
+          ...(c.key !== undefined ? { key: c.key } : {}),
+          ...(c.inner ? { inner: [c.inner.ours] } : {}),
+        },
+      },
+      routes: { r1: { prefix: c.prefix, via: [{ tunnel: 'gre1' }] } },
+      firewall: {
+        default: { ingress: 'drop', egress: 'accept' },
+        rules: [
+          { id: 'ftp', description: `the TCP service on ${c.host.split('/')[0]}`, direction: 'ingress', dst: [c.host.split('/')[0]], protocol: 'tcp', dport: [c.port], action: 'accept' },
+          { id: 'ping', direction: 'ingress', protocol: 'icmp', icmp: { type: 'echo-request' }, action: 'rate-limit', rateLimit: { pps: 100 } },
+        ],
+      },
+    };
+  }
+  const first = dcs[0]?.id;
+  const second = dcs[1]?.id ?? first;
+  return {
+    dcs: dcDocs,
+    anycast: { ranges: [...LAB_ANYCAST.ranges], greEndpoints: [...LAB_ANYCAST.greEndpoints], services: [...LAB_ANYCAST.services], egressRanges: [...LAB_ANYCAST.egressRanges] },
+    tenants,
+    dos: { rules: { chargen: { description: 'chargen reflection; nobody needs UDP from port 19', match: { protocol: 'udp', sport: [19] }, action: 'drop' } } },
+    egress: {
+      pools: {
+        'nl-trusted': { cidrs: ['198.51.100.64/27'], tags: { class: 'trusted', country: 'NL' }, sliceSize: 2048 },
+        'us-untrusted': { cidrs: ['198.51.100.96/27'], tags: { class: 'untrusted', country: 'US' } },
+      },
+      assign: { '198.51.100.64': { dc: first }, '198.51.100.96': { dc: second } },
+    },
+  };
+}

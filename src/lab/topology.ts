@@ -1,0 +1,296 @@
+/**
+ * The lab's topology plan: pure, the same id and sizes give the same plan. From {dcs, servers,
+ * cities} it computes every namespace, bridge, veth, address, route and sysctl, the AS numbers,
+ * the BIRD configurations, the agents and the config document for the store. `lab up` builds
+ * exactly this; `formatPlan` prints it for golden tests and people.
+ *
+ * ```
+ *  eyeball ── city router ──┐                         ┌── DC router ══ lan0 bridge ══ servers (agents)
+ *  (per city, /30)          ├── exchange LAN (br0) ───┤   (per DC, BIRD, ECMP L4 hash)
+ *  customer router ─(/32)───┘   one bridge, eBGP      └── …
+ *    └── customer host (203.0.113.x, TCP echo)
+ * ```
+ */
+import { err, ok, type Result } from '../lib/result.ts';
+import type { LabError } from './errors.ts';
+import { allocate, hostAddr, hostIp, subnetCidr, type Subnet } from './addressing.ts';
+import { cityBirdConfig, dcBirdConfig } from './bird.ts';
+import { LAB_ANYCAST, LAB_CUSTOMERS, labConfigDoc, type LabCustomer } from './config-doc.ts';
+import { agentPrefix, LAB_CITIES, LAB_DC_NAMES, LAB_DCS, labPrefix, MAX_SERVERS_TOTAL, nodeNs } from './names.ts';
+
+/** Sizes of a lab. */
+export interface LabSize {
+  readonly dcs: number;
+  readonly servers: number;
+  readonly cities: number;
+}
+
+/** Default sizes: 3 data centers of 3 servers, one city per data center. */
+export const DEFAULT_SIZE: LabSize = { dcs: 3, servers: 3, cities: 3 };
+
+/** The AS all data centers announce from (an anycast network is one AS). */
+export const PLATFORM_AS = 64512;
+/** City c is AS CITY_AS_BASE + c. */
+export const CITY_AS_BASE = 64601;
+
+/** What a node is. */
+export type NodeRole = 'exchange' | 'dc-router' | 'server' | 'city-router' | 'eyeball' | 'customer-router' | 'customer-host';
+
+/** A network namespace of the lab. */
+export interface LabNode {
+  /** Short name, e.g. `ams-s1`; `lab exec` takes it. */
+  readonly name: string;
+  /** Full netns name, `ael<id>-<name>`. */
+  readonly ns: string;
+  readonly role: NodeRole;
+}
+
+/** A bridge inside a node. */
+export interface LabBridge {
+  readonly node: string;
+  readonly dev: string;
+  readonly addrs: readonly string[];
+}
+
+/** One end of a veth pair. */
+export interface LabLinkEnd {
+  readonly node: string;
+  readonly dev: string;
+  readonly addrs: readonly string[];
+  /** Bridge port of this bridge. */
+  readonly master?: string;
+  /** Turn TX checksum offload off: packets made here cross XDP, which cannot finish a partial checksum. */
+  readonly txOff?: boolean;
+}
+
+/** A veth pair. */
+export interface LabLink {
+  readonly a: LabLinkEnd;
+  readonly b: LabLinkEnd;
+}
+
+/** A static route in a node (BGP routes come from BIRD). */
+export interface LabRoute {
+  readonly node: string;
+  readonly dst: string;
+  readonly via?: string;
+  readonly dev?: string;
+  readonly onlink?: boolean;
+}
+
+/** A sysctl in a node. */
+export interface LabSysctl {
+  readonly node: string;
+  readonly key: string;
+  readonly value: string;
+}
+
+/** A BIRD instance. */
+export interface LabBird {
+  readonly node: string;
+  readonly kind: 'dc' | 'city';
+  readonly as: number;
+  /** Its BGP protocols, by name (the neighbor's id). */
+  readonly sessions: readonly string[];
+  readonly config: string;
+}
+
+/** The agent of one server. */
+export interface LabAgent {
+  readonly dc: string;
+  readonly server: string;
+  readonly node: string;
+  readonly ns: string;
+  /** `--prefix`: unique per server. */
+  readonly prefix: string;
+  /** `--bpf`: its pin directory under /sys/fs/bpf. */
+  readonly bpf: string;
+}
+
+/** A data center. */
+export interface LabDc {
+  readonly id: string;
+  readonly router: string;
+  readonly ixIp: string;
+  readonly lan: string;
+  /** Its servers, with their uplink address (address/length). */
+  readonly servers: ReadonlyArray<{ readonly id: string; readonly node: string; readonly address: string }>;
+}
+
+/** A city. */
+export interface LabCity {
+  readonly id: string;
+  readonly as: number;
+  readonly router: string;
+  readonly ixIp: string;
+  readonly eyeball: string;
+  readonly eyeballIp: string;
+  /** Data centers by BGP preference (AS-path length): the first is where its traffic lands. */
+  readonly prefers: readonly string[];
+}
+
+/** A customer site. */
+export interface LabSite extends LabCustomer {
+  readonly city: string;
+  readonly router: string;
+  readonly host: string;
+  readonly hostIp: string;
+  /** The city router's address the customer router routes to (on-link). */
+  readonly gateway: string;
+  /** Its own copy of the edge programs (no GRE module needed), pinned here under /sys/fs/bpf. */
+  readonly bpf: string;
+}
+
+/** The whole plan. */
+export interface LabPlan {
+  readonly id: string;
+  readonly prefix: string;
+  readonly size: LabSize;
+  readonly nodes: readonly LabNode[];
+  readonly bridges: readonly LabBridge[];
+  readonly links: readonly LabLink[];
+  readonly routes: readonly LabRoute[];
+  readonly sysctls: readonly LabSysctl[];
+  readonly bird: readonly LabBird[];
+  readonly agents: readonly LabAgent[];
+  readonly dcs: readonly LabDc[];
+  readonly cities: readonly LabCity[];
+  readonly sites: readonly LabSite[];
+  /** The config document for the store. */
+  readonly config: Record<string, unknown>;
+}
+
+function checkSize(size: LabSize): LabError | null {
+  const bad = (path: keyof LabSize, min: number, max: number): LabError | null =>
+    Number.isInteger(size[path]) && size[path] >= min && size[path] <= max
+      ? null
+      : { code: 'invalid', path, message: `--${path} ${size[path]}: use a whole number from ${min} to ${max}` };
+  const first = bad('dcs', 1, LAB_DCS.length) ?? bad('servers', 1, 13) ?? bad('cities', 2, LAB_CITIES.length);
+  if (first) return first;
+  if (size.dcs * size.servers > MAX_SERVERS_TOTAL)
+    return { code: 'invalid', path: 'servers', message: `--dcs ${size.dcs} × --servers ${size.servers} = ${size.dcs * size.servers} servers; a lab has at most ${MAX_SERVERS_TOTAL} (one agent prefix character each)` };
+  return null;
+}
+
+/** Plans lab `id` (already checked) at `size`. */
+export function planLab(id: string, size: LabSize): Result<LabPlan, LabError> {
+  const bad = checkSize(size);
+  if (bad) return err(bad);
+  const prefix = labPrefix(id);
+  const dcIds = LAB_DCS.slice(0, size.dcs);
+  const cityIds = LAB_CITIES.slice(0, size.cities);
+
+  const subnets = allocate(
+    [
+      { path: 'exchange', hosts: size.dcs + size.cities },
+      ...dcIds.map((d) => ({ path: `dcs/${d}/lan`, hosts: size.servers + 1 })),
+      ...cityIds.map((c) => ({ path: `cities/${c}/eyeballs`, hosts: 2 })),
+    ],
+    'servers',
+  );
+  if (!subnets.ok) return subnets;
+  const net = (path: string): Subnet => subnets.value.get(path) as Subnet;
+  const ix = net('exchange');
+
+  const nodes: LabNode[] = [];
+  const bridges: LabBridge[] = [];
+  const links: LabLink[] = [];
+  const routes: LabRoute[] = [];
+  const sysctls: LabSysctl[] = [];
+  const bird: LabBird[] = [];
+  const agents: LabAgent[] = [];
+  const dcs: LabDc[] = [];
+  const cities: LabCity[] = [];
+  const sites: LabSite[] = [];
+  const node = (name: string, role: NodeRole): void => void nodes.push({ name, ns: nodeNs(prefix, name), role });
+
+  node('ix', 'exchange');
+  bridges.push({ node: 'ix', dev: 'br0', addrs: [] });
+
+  dcIds.forEach((dc, d) => {
+    const lan = net(`dcs/${dc}/lan`);
+    const ixIp = hostIp(ix, 1 + d);
+    node(dc, 'dc-router');
+    links.push({ a: { node: dc, dev: 'ix0', addrs: [hostAddr(ix, 1 + d)] }, b: { node: 'ix', dev: dc, addrs: [], master: 'br0' } });
+    bridges.push({ node: dc, dev: 'lan0', addrs: [hostAddr(lan, 1)] });
+    // L4 hash: the flows of one eyeball spread over the servers, each flow stays on one.
+    sysctls.push({ node: dc, key: 'net.ipv4.fib_multipath_hash_policy', value: '1' });
+    sysctls.push({ node: dc, key: 'net.ipv4.conf.all.send_redirects', value: '0' });
+    const servers: Array<{ id: string; node: string; address: string }> = [];
+    for (let s = 0; s < size.servers; s++) {
+      const sid = `s${s + 1}`;
+      const name = `${dc}-${sid}`;
+      node(name, 'server');
+      const address = hostAddr(lan, 2 + s);
+      links.push({ a: { node: name, dev: 'eth0', addrs: [address] }, b: { node: dc, dev: sid, addrs: [], master: 'lan0' } });
+      routes.push({ node: name, dst: 'default', via: hostIp(lan, 1) });
+      sysctls.push({ node: name, key: 'net.ipv4.conf.all.send_redirects', value: '0' });
+      servers.push({ id: sid, node: name, address });
+      agents.push({ dc, server: sid, node: name, ns: nodeNs(prefix, name), prefix: agentPrefix(prefix, d * size.servers + s), bpf: nodeNs(prefix, name) });
+    }
+    dcs.push({ id: dc, router: dc, ixIp, lan: subnetCidr(lan), servers });
+  });
+
+  cityIds.forEach((city, c) => {
+    const eye = net(`cities/${city}/eyeballs`);
+    const ixIp = hostIp(ix, 1 + size.dcs + c);
+    node(city, 'city-router');
+    node(`${city}-e1`, 'eyeball');
+    links.push({ a: { node: city, dev: 'ix0', addrs: [hostAddr(ix, 1 + size.dcs + c)] }, b: { node: 'ix', dev: city, addrs: [], master: 'br0' } });
+    links.push({ a: { node: city, dev: 'e1', addrs: [hostAddr(eye, 1)] }, b: { node: `${city}-e1`, dev: 'eth0', addrs: [hostAddr(eye, 2)], txOff: true } });
+    routes.push({ node: `${city}-e1`, dst: 'default', via: hostIp(eye, 1) });
+    // City c prefers DC c (mod the DC count), then the next ones in turn.
+    const prefers = dcIds.map((_, k) => dcIds[(c + k) % size.dcs] as string);
+    cities.push({ id: city, as: CITY_AS_BASE + c, router: city, ixIp, eyeball: `${city}-e1`, eyeballIp: hostIp(eye, 2), prefers });
+  });
+
+  // Acme behind the first city, Globex behind the last.
+  LAB_CUSTOMERS.forEach((cust, k) => {
+    const city = cities[k === 0 ? 0 : cities.length - 1] as LabCity;
+    const router = cust.tenant;
+    const host = `${cust.tenant}-h`;
+    node(router, 'customer-router');
+    node(host, 'customer-host');
+    // Unnumbered: the customer's /32 on its uplink, on-link routes both ways.
+    links.push({ a: { node: city.router, dev: cust.tenant, addrs: [] }, b: { node: router, dev: 'wan0', addrs: [`${cust.routerIp}/32`] } });
+    links.push({ a: { node: router, dev: 'lan0', addrs: [cust.lanGateway] }, b: { node: host, dev: 'eth0', addrs: [cust.host], txOff: true } });
+    routes.push({ node: city.router, dst: `${cust.routerIp}/32`, dev: cust.tenant });
+    for (const r of LAB_ANYCAST.ranges) routes.push({ node: router, dst: r, via: city.ixIp, dev: 'wan0', onlink: true });
+    // Everything else of the customer goes through its anycast GRE tunnel (ctun0, made with the
+    // tunnel by lab up).
+    routes.push({ node: router, dst: 'default', dev: 'ctun0' });
+    routes.push({ node: host, dst: 'default', via: cust.lanGateway.split('/')[0] as string });
+    sysctls.push({ node: router, key: 'net.ipv4.conf.all.send_redirects', value: '0' });
+    sites.push({ ...cust, city: city.id, router, host, hostIp: cust.host.split('/')[0] as string, gateway: city.ixIp, bpf: nodeNs(prefix, router) });
+  });
+
+  const anycast = [...LAB_CUSTOMERS.map((c) => c.prefix), ...LAB_ANYCAST.ranges, ...LAB_ANYCAST.egressRanges];
+  dcs.forEach((dc, d) => {
+    const neighbors = cities.map((city, c) => ({ name: city.id, ip: city.ixIp, as: city.as, prepend: (((d - c) % size.dcs) + size.dcs) % size.dcs }));
+    bird.push({
+      node: dc.router, kind: 'dc', as: PLATFORM_AS, sessions: neighbors.map((n) => n.name),
+      config: dcBirdConfig({ dc: dc.id, labPrefix: prefix, routerId: dc.ixIp, as: PLATFORM_AS, localIp: dc.ixIp, anycast, servers: dc.servers.map((s) => s.address.split('/')[0] as string), neighbors }),
+    });
+  });
+  cities.forEach((city, c) => {
+    const announce = [subnetCidr(net(`cities/${city.id}/eyeballs`)), ...sites.filter((s) => s.city === city.id).map((s) => `${s.routerIp}/32`)];
+    const neighbors = dcs.map((dc) => ({ name: dc.id, ip: dc.ixIp, as: PLATFORM_AS }));
+    bird.push({
+      node: city.router, kind: 'city', as: CITY_AS_BASE + c, sessions: neighbors.map((n) => n.name),
+      config: cityBirdConfig({ city: city.id, labPrefix: prefix, routerId: city.ixIp, as: CITY_AS_BASE + c, localIp: city.ixIp, announce, neighbors }),
+    });
+  });
+
+  const config = labConfigDoc(dcs.map((dc) => ({
+    id: dc.id,
+    name: LAB_DC_NAMES[dc.id] ?? dc.id,
+    backbone: `${dc.ixIp}/${ix.len}`,
+    servers: dc.servers.map((s) => ({ id: s.id, address: s.address })),
+  })));
+  return ok({ id, prefix, size, nodes, bridges, links, routes, sysctls, bird, agents, dcs, cities, sites, config });
+}
+
+/** The node of a short name or full netns name, if the plan has it. */
+export function findNode(plan: LabPlan, name: string): LabNode | undefined {
+  return plan.nodes.find((n) => n.name === name || n.ns === name);
+}
