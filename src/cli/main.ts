@@ -16,6 +16,7 @@ import { withClientOptions, type ClientFlags } from './client-options.ts';
 import { registerAgentCommand } from './agent.ts';
 import { registerApiCommand } from './api.ts';
 import { registerTokenCommand } from './token.ts';
+import { registerLabCommand } from './lab.ts';
 
 function version(): string {
   try {
@@ -82,6 +83,9 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     code = c;
   });
   registerTokenCommand(program, io, (c) => {
+    code = c;
+  });
+  registerLabCommand(program, io, (c) => {
     code = c;
   });
 

@@ -1,7 +1,7 @@
 /**
  * The config document the lab writes to its store: its data centers and servers, the platform's
  * anycast ranges, and two tenants as in examples/acme.yaml — Acme (203.0.113.0/25, FTP open on
- * 203.0.113.100, a tunnel with inner addresses so the agents health-check it) and Globex
+ * 203.0.113.100, a tunnel with inner addresses) and Globex
  * (203.0.113.128/25, a keyed tunnel) — each with its tunnel to its customer router.
  */
 
@@ -71,6 +71,10 @@ export function labConfigDoc(dcs: readonly LabDcDoc[]): Record<string, unknown> 
           customerEndpoint: c.routerIp,
           ...(c.key !== undefined ? { key: c.key } : {}),
           ...(c.inner ? { inner: [c.inner.ours] } : {}),
+          // Off in the lab: a probe's reply comes back by anycast and lands on whichever server
+          // the customer's DC and ECMP pick, usually not the one whose ping socket waits for it,
+          // so probes fail and the tunnel would be taken out of every server's routes.
+          healthCheck: { enabled: false },
         },
       },
       routes: { r1: { prefix: c.prefix, via: [{ tunnel: 'gre1' }] } },

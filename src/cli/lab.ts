@@ -1,0 +1,203 @@
+/**
+ * `anyedge lab up|down|status|exec`: the emulated multi-data-center network of src/lab/ on this
+ * machine (root). Exit codes: 0 done, 1 failed (the message says what to do), 2 a flag is wrong.
+ *
+ * ```sh
+ * anyedge lab up [--dcs 3 --servers 3 --cities 3 --store etcd|lmdb --id a0] [--dry-run]
+ * anyedge lab status [--json]
+ * anyedge lab exec lon-e1 -- ping -c 1 203.0.113.100
+ * anyedge lab down
+ * ```
+ */
+import { spawn } from 'node:child_process';
+import type { Command } from 'commander';
+import type { Io } from './io.ts';
+import { renderTable } from './table-view.ts';
+import { terminalOf } from './terminal.ts';
+import { EXIT_INVALID, EXIT_OK, EXIT_USAGE } from './validate.ts';
+import { checkLabId, DEFAULT_LAB_ID, labPrefix } from '../lab/names.ts';
+import { formatLabError } from '../lab/errors.ts';
+import { DEFAULT_SIZE, findNode, planLab, type LabSize } from '../lab/topology.ts';
+import { formatPlan } from '../lab/format.ts';
+import { labUp } from '../lab/up.ts';
+import { labDown } from '../lab/down.ts';
+import { labStatus, type LabStatus } from '../lab/status.ts';
+import { DEFAULT_RUN_DIR, labDir, readState } from '../lab/state.ts';
+
+interface CommonFlags {
+  readonly id?: string;
+  readonly runDir?: string;
+}
+
+interface UpFlags extends CommonFlags {
+  readonly dcs?: string;
+  readonly servers?: string;
+  readonly cities?: string;
+  readonly store?: string;
+  readonly dryRun?: boolean;
+  readonly keepOnFailure?: boolean;
+  readonly timeout?: string;
+}
+
+function common(o: CommonFlags, io: Io): { id: string; runDir: string } | null {
+  const id = checkLabId(o.id ?? DEFAULT_LAB_ID);
+  if (!id.ok) {
+    io.err(`--${formatLabError(id.error)}\n`);
+    return null;
+  }
+  return { id: id.value, runDir: o.runDir ?? DEFAULT_RUN_DIR };
+}
+
+function int(flag: string, text: string | undefined, dflt: number, io: Io): number | null {
+  if (text === undefined) return dflt;
+  if (!/^\d+$/.test(text)) {
+    io.err(`--${flag} ${text}: give a whole number\n`);
+    return null;
+  }
+  return Number(text);
+}
+
+/** `lab up`. */
+export async function runLabUp(o: UpFlags, io: Io): Promise<number> {
+  const c = common(o, io);
+  if (!c) return EXIT_USAGE;
+  const dcs = int('dcs', o.dcs, DEFAULT_SIZE.dcs, io);
+  const servers = int('servers', o.servers, DEFAULT_SIZE.servers, io);
+  const cities = int('cities', o.cities, Math.max(2, dcs ?? 2), io);
+  const timeout = int('timeout', o.timeout, 120, io);
+  if (dcs === null || servers === null || cities === null || timeout === null) return EXIT_USAGE;
+  const store = o.store ?? 'etcd';
+  if (store !== 'etcd' && store !== 'lmdb') {
+    io.err(`--store ${store}: use etcd (a local etcd member, the default) or lmdb (the embedded single-node store)\n`);
+    return EXIT_USAGE;
+  }
+  const size: LabSize = { dcs, servers, cities };
+  if (o.dryRun) {
+    const p = planLab(c.id, size);
+    if (!p.ok) {
+      io.err(`--${formatLabError(p.error)}\n`);
+      return EXIT_USAGE;
+    }
+    io.out(formatPlan(p.value));
+    return EXIT_OK;
+  }
+  const r = await labUp({ id: c.id, size, store, runDir: c.runDir, waitMs: timeout * 1000, keepOnFailure: o.keepOnFailure === true, log: (l) => io.err(`${l}\n`) });
+  if (!r.ok) {
+    const usage = r.error.code === 'invalid' && ['dcs', 'servers', 'cities', 'id'].includes(r.error.path);
+    io.err(`lab up: ${usage ? '--' : ''}${formatLabError(r.error)}\n`);
+    return usage ? EXIT_USAGE : EXIT_INVALID;
+  }
+  const p = r.value.plan;
+  io.out(`lab ${p.prefix} up in ${r.value.seconds.toFixed(1)} s: ${p.size.dcs} DCs × ${p.size.servers} servers, ${p.size.cities} cities, store ${store} (${r.value.state.store.spec}), config revision ${r.value.state.configRevision ?? '?'}\n`);
+  for (const city of p.cities) io.out(`  ${city.eyeball} (${city.eyeballIp}) → ${city.prefers[0]}\n`);
+  for (const s of p.sites) io.out(`  ${s.tenant}: ${s.hostIp}:${s.port} behind ${s.router} (${s.routerIp})\n`);
+  io.out(`try: anyedge lab exec ${p.cities[0]?.eyeball} -- ping -c 1 ${p.sites[0]?.hostIp}    state: ${labDir(c.runDir, p.prefix)}/state.json\n`);
+  return EXIT_OK;
+}
+
+/** `lab down`. */
+export async function runLabDown(o: CommonFlags, io: Io): Promise<number> {
+  const c = common(o, io);
+  if (!c) return EXIT_USAGE;
+  const r = await labDown(c);
+  io.out(`lab ${labPrefix(c.id)} down: ${r.processes.length} process(es) stopped, ${r.pins.length} BPF pin dir(s) and ${r.netns.length} namespace(s) removed\n`);
+  for (const p of r.problems) io.err(`lab down: ${p}\n`);
+  return r.problems.length ? EXIT_INVALID : EXIT_OK;
+}
+
+function renderStatus(s: LabStatus, tty: boolean): string {
+  const st = s.state;
+  const out: string[] = [];
+  out.push(`lab ${st.prefix}: ${st.phase}${st.upSeconds !== undefined ? ` (up in ${st.upSeconds.toFixed(1)} s)` : ''}, ${st.size.dcs} DCs × ${st.size.servers} servers, store ${st.store.spec}, config revision ${st.configRevision ?? '?'}\n`);
+  out.push(renderTable({
+    head: ['server', 'agent', 'applied', 'seen', 'store', 'tunnels', 'error'],
+    rows: s.servers.map((v) => [
+      `${v.dc}/${v.server}`,
+      v.agentRunning ? 'running' : 'STOPPED',
+      String(v.status?.appliedRevision ?? '-'),
+      String(v.status?.seenRevision ?? '-'),
+      v.status ? (v.status.store.connected ? 'connected' : 'DISCONNECTED') : '-',
+      v.status ? v.status.tunnels.map((t) => `${t.tenant}/${t.tunnel}:${t.state}`).join(' ') : '-',
+      v.status?.lastError?.message ?? '',
+    ]),
+  }, tty));
+  out.push(renderTable({ head: ['router', 'neighbor', 'bgp'], rows: s.bgp.map((b) => [b.router, b.neighbor, b.established ? 'Established' : b.info || 'down']) }, tty));
+  out.push(renderTable({ head: ['city', 'eyeball', 'lands in', 'preference'], rows: s.cities.map((c) => [c.city, c.eyeball, c.landsIn ?? 'NOWHERE', c.prefers]) }, tty));
+  out.push(renderTable({
+    head: ['tenant', 'prefix', 'service', 'customer router', 'tunnels up/down/unknown'],
+    rows: s.tenants.map((t) => [t.tenant, t.prefix, t.host, `${t.router} ${t.routerIp}`, `${t.tunnelsUp}/${t.tunnelsDown}/${t.tunnelsUnknown}`]),
+  }, tty));
+  for (const p of s.problems) out.push(`problem: ${p}\n`);
+  return out.join('\n');
+}
+
+/** `lab status`: exit 0 when every agent runs and every BGP session is established. */
+export async function runLabStatus(o: CommonFlags & { json?: boolean }, io: Io): Promise<number> {
+  const c = common(o, io);
+  if (!c) return EXIT_USAGE;
+  const s = await labStatus(c.id, c.runDir);
+  if (!s.ok) {
+    io.err(`lab status: ${formatLabError(s.error)}\n`);
+    return EXIT_INVALID;
+  }
+  if (o.json) io.out(`${JSON.stringify(s.value, null, 2)}\n`);
+  else io.out(renderStatus(s.value, terminalOf(io).stdoutIsTTY));
+  const healthy = s.value.problems.length === 0 && s.value.bgp.every((b) => b.established) && s.value.servers.every((v) => v.agentRunning && v.status !== null);
+  return healthy ? EXIT_OK : EXIT_INVALID;
+}
+
+/** `lab exec NODE -- CMD…`: runs CMD (argv, no shell) in the node's namespace; its exit code. */
+export async function runLabExec(node: string, argv: readonly string[], o: CommonFlags, io: Io): Promise<number> {
+  const c = common(o, io);
+  if (!c) return EXIT_USAGE;
+  if (argv.length === 0) {
+    io.err('lab exec: give a command after the node, e.g. anyedge lab exec lon-e1 -- ping -c 1 203.0.113.100\n');
+    return EXIT_USAGE;
+  }
+  const st = readState(labDir(c.runDir, labPrefix(c.id)));
+  if (!st.ok) {
+    io.err(`lab exec: ${formatLabError(st.error)}\n`);
+    return EXIT_INVALID;
+  }
+  const plan = planLab(st.value.id, st.value.size);
+  const n = plan.ok ? findNode(plan.value, node) : undefined;
+  if (!plan.ok || !n) {
+    io.err(`lab exec: no node ${JSON.stringify(node)} in lab ${st.value.prefix}; nodes: ${plan.ok ? plan.value.nodes.map((x) => x.name).join(', ') : ''}\n`);
+    return EXIT_USAGE;
+  }
+  return new Promise((resolve) => {
+    const child = spawn('ip', ['netns', 'exec', n.ns, ...argv], { stdio: ['inherit', 'pipe', 'pipe'] });
+    child.stdout.on('data', (b: Buffer) => io.out(b.toString()));
+    child.stderr.on('data', (b: Buffer) => io.err(b.toString()));
+    child.on('error', (e) => {
+      io.err(`lab exec: ${e.message}\n`);
+      resolve(EXIT_INVALID);
+    });
+    child.on('close', (code) => resolve(code ?? EXIT_INVALID));
+  });
+}
+
+/** Adds `anyedge lab …` to the program; `done` receives the exit code. */
+export function registerLabCommand(program: Command, io: Io, done: (code: number) => void): void {
+  const lab = program.command('lab').description('an emulated multi-data-center network on this machine (root): data centers with BIRD and agents, eyeball cities, customers');
+  const withCommon = (cmd: Command): Command =>
+    cmd.option('--id <id>', `lab id, 2 characters a–z0–9 (default ${DEFAULT_LAB_ID}); everything is named ael<id>…`).option('--run-dir <dir>', `state, logs and store (default ${DEFAULT_RUN_DIR})`);
+  withCommon(lab.command('up').description('build the lab and wait until BGP is established and every agent applied the config'))
+    .option('--dcs <n>', `data centers (default ${DEFAULT_SIZE.dcs})`)
+    .option('--servers <n>', `servers per data center (default ${DEFAULT_SIZE.servers})`)
+    .option('--cities <n>', 'eyeball cities (default: one per data center, at least 2)')
+    .option('--store <kind>', 'etcd (default) or lmdb')
+    .option('--timeout <s>', 'seconds to wait for BGP and the agents (default 120)')
+    .option('--dry-run', 'print the plan and build nothing')
+    .option('--keep-on-failure', 'leave a failed lab in place to look at (then lab down)')
+    .action(async (o: UpFlags) => done(await runLabUp(o, io)));
+  withCommon(lab.command('down').description('remove the lab: its processes, BPF pins, namespaces and files (also after a crash)'))
+    .action(async (o: CommonFlags) => done(await runLabDown(o, io)));
+  withCommon(lab.command('status').description('data centers, servers and their agents, BGP sessions, where each city lands, tenants and tunnels'))
+    .option('--json', 'print JSON')
+    .action(async (o: CommonFlags & { json?: boolean }) => done(await runLabStatus(o, io)));
+  withCommon(lab.command('exec').description('run a command in a lab node\'s namespace, e.g. lab exec lon-e1 -- ping 203.0.113.100'))
+    .argument('<node>', 'node name (ams, ams-s1, lon, lon-e1, acme, acme-h, …) or its netns')
+    .argument('[command...]', 'the command and its arguments, after --')
+    .action(async (node: string, argv: string[], o: CommonFlags) => done(await runLabExec(node, argv, o, io)));
+}

@@ -1,0 +1,102 @@
+/**
+ * `lab status` data: the lab's state, each DC with its BGP sessions and its servers (agent alive,
+ * the status the agent writes to the store), each city with its sessions and the DC its traffic
+ * lands in (the city router's kernel route to the first tenant prefix), and the tenants with the
+ * state of their tunnels on every server.
+ */
+import { err, ok, type Result } from '../lib/result.ts';
+import { routes } from '../kernel/labnet.ts';
+import { serverStatusSchema, statusKey, type ServerStatus } from '../model/status.ts';
+import { openStore, parseStoreSpec } from '../store/open.ts';
+import type { LabError } from './errors.ts';
+import { bgpSessions, type BgpSession } from './bgp.ts';
+import { labPrefix, nodeNs } from './names.ts';
+import { aliveWithMark } from './procs.ts';
+import { labDir, readState, type LabState } from './state.ts';
+import { planLab } from './topology.ts';
+
+/** One server. */
+export interface ServerView {
+  readonly dc: string;
+  readonly server: string;
+  readonly node: string;
+  readonly agentRunning: boolean;
+  readonly status: ServerStatus | null;
+}
+
+/** The whole status. */
+export interface LabStatus {
+  readonly state: LabState;
+  readonly bgp: readonly BgpSession[];
+  /** Problems reading BGP or the store. */
+  readonly problems: readonly string[];
+  readonly servers: readonly ServerView[];
+  readonly cities: ReadonlyArray<{ readonly city: string; readonly eyeball: string; readonly landsIn: string | null; readonly prefers: string }>;
+  readonly tenants: ReadonlyArray<{ readonly tenant: string; readonly prefix: string; readonly router: string; readonly routerIp: string; readonly host: string; readonly tunnelsUp: number; readonly tunnelsDown: number; readonly tunnelsUnknown: number }>;
+}
+
+/** Collects the status of lab `id`. */
+export async function labStatus(id: string, runDir: string): Promise<Result<LabStatus, LabError>> {
+  const prefix = labPrefix(id);
+  const dir = labDir(runDir, prefix);
+  const st = readState(dir);
+  if (!st.ok) return st;
+  const state = st.value;
+  const plan = planLab(state.id, state.size);
+  if (!plan.ok) return err(plan.error);
+  const problems: string[] = [];
+  const bgp: BgpSession[] = [];
+  for (const b of plan.value.bird) {
+    const s = await bgpSessions(dir, b.node);
+    if (s.ok) bgp.push(...s.value);
+    else problems.push(s.error.message);
+  }
+  const statuses = new Map<string, ServerStatus>();
+  const spec = parseStoreSpec(state.store.spec);
+  if (!spec.ok) problems.push(spec.error);
+  else {
+    const store = await openStore(spec.value.kind === 'etcd' ? { ...spec.value, timeoutMs: 2000 } : spec.value);
+    if (!store.ok) problems.push(`store ${state.store.spec}: ${store.error.message}`);
+    else {
+      try {
+        for (const a of plan.value.agents) {
+          const kv = await store.value.get(statusKey(a.dc, a.server));
+          if (!kv.ok) {
+            problems.push(`store ${state.store.spec}: ${kv.error.message}`);
+            break;
+          }
+          const s = kv.value ? serverStatusSchema.safeParse(kv.value.value) : null;
+          if (s?.success) statuses.set(a.node, s.data);
+        }
+      } finally {
+        await store.value.close();
+      }
+    }
+  }
+  const servers = plan.value.agents.map((a) => {
+    const proc = state.processes.find((p) => p.role === 'agent' && p.node === a.node);
+    return { dc: a.dc, server: a.server, node: a.node, agentRunning: proc !== undefined && aliveWithMark(proc.pid, prefix), status: statuses.get(a.node) ?? null };
+  });
+  const firstPrefix = plan.value.sites[0]?.prefix;
+  const cities = [];
+  for (const c of plan.value.cities) {
+    const r = await routes(nodeNs(prefix, c.router));
+    let landsIn: string | null = null;
+    if (r.ok) {
+      const route = r.value.find((x) => x.dst === firstPrefix);
+      const gw = typeof route?.gateway === 'string' ? route.gateway : null;
+      landsIn = plan.value.dcs.find((d) => d.ixIp === gw)?.id ?? null;
+    }
+    cities.push({ city: c.id, eyeball: c.eyeballIp, landsIn, prefers: c.prefers.join(' > ') });
+  }
+  const tenants = plan.value.sites.map((s) => {
+    const all = [...statuses.values()].flatMap((x) => x.tunnels.filter((t) => t.tenant === s.tenant));
+    return {
+      tenant: s.tenant, prefix: s.prefix, router: s.router, routerIp: s.routerIp, host: `${s.hostIp}:${s.port}`,
+      tunnelsUp: all.filter((t) => t.state === 'up').length,
+      tunnelsDown: all.filter((t) => t.state === 'down').length,
+      tunnelsUnknown: all.filter((t) => t.state === 'unknown').length,
+    };
+  });
+  return ok({ state, bgp, problems, servers, cities, tenants });
+}
