@@ -130,6 +130,21 @@ export function contractSuite(setup: BackendSetup): void {
       must(await k().netns.delete(keep));
     });
 
+    it('links: veth peers in 200 other namespaces all read back with their namespace', async (t) => {
+      if (!ready(t)) return;
+      // iproute2 6.1's `netns list-id` stops after ~130 ids: a server of a few hundred tenants
+      // lost its peers' names and re-created their wires on every pass.
+      const hub = await mkNs('hub');
+      const spokes: string[] = [];
+      for (let i = 0; i < 200; i++) {
+        const ns = await mkNs(`s${i}`);
+        spokes.push(ns);
+        must(await k().links.addVeth({ a: { ns: hub, name: `${P()}h${i}` }, b: { ns, name: `${P()}p${i}` }, owner: 'test' }));
+      }
+      const peers = must(await k().links.list(hub)).filter((l) => l.kind === 'veth').map((l) => [l.name, l.peer?.ns]);
+      assert.deepEqual(new Map(peers), new Map(spokes.map((ns, i) => [`${P()}h${i}`, ns])));
+    });
+
     it('links: a veth pair across namespaces reads back exactly as created, with owner', async (t) => {
       if (!ready(t)) return;
       const na = await mkNs('la');

@@ -158,9 +158,12 @@ export function linuxLinks(m: Marks): LinksApi {
       // Peers in other namespaces are reported by netns id; resolve ids to names only if needed.
       let nsNames = new Map<number, string>();
       if (raw.some((l) => l.link_netnsid !== undefined)) {
-        const ids = await ipJson<{ nsid: number; name?: string }>(ns, ['netns', 'list-id'], 'netns list-id');
+        // `ip netns list` run inside `ns` gives each named namespace's id as `ns` sees it. Not
+        // `netns list-id`: iproute2 6.1 returns only the first ~130 ids of that dump, so a server
+        // with a few hundred tenants would lose its veth peers' names.
+        const ids = await ipJson<{ name: string; id?: number }>(ns, ['netns', 'list'], 'netns list');
         if (!ids.ok) return ids;
-        nsNames = new Map(ids.value.filter((i) => i.name !== undefined).map((i) => [i.nsid, i.name as string]));
+        nsNames = new Map(ids.value.filter((i) => i.id !== undefined).map((i) => [i.id as number, i.name]));
       }
       const byName = new Map(raw.map((l) => [l.ifname, l]));
       const links = raw.map((l): Link => {
