@@ -118,6 +118,9 @@ export class EtcdCluster {
       // so a killed leader costs the tests little time.
       '--heartbeat-interval', '50',
       '--election-timeout', '500',
+      // A whole-config apply is one transaction of one op per object (plus the store's own):
+      // etcd's default of 128 ops refuses a config of a few dozen tenants.
+      '--max-txn-ops', '16384',
       '--logger', 'zap',
       '--log-level', 'warn',
     ];

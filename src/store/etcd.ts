@@ -235,10 +235,10 @@ export class EtcdConfigStore implements ConfigStore {
   #failure(op: string, cause: unknown, key?: string, write = false): StoreError {
     const text = causeText(cause);
     if (/too many operations in txn/.test(text)) {
-      return { code: 'bad_request', ...(key === undefined ? {} : { key }), message: `${op}: too many operations for one etcd transaction (${text}); split it` };
+      return { code: 'bad_request', ...(key === undefined ? {} : { key }), message: `${op}: too many operations for one etcd transaction (${text}); split it, or raise etcd's --max-txn-ops (default 128)` };
     }
     if (/request is too large/.test(text)) {
-      return { code: 'bad_request', ...(key === undefined ? {} : { key }), message: `${op}: the request is larger than etcd accepts (${text}); split it` };
+      return { code: 'bad_request', ...(key === undefined ? {} : { key }), message: `${op}: the request is larger than etcd accepts (${text}); split it, or raise etcd's --max-request-bytes` };
     }
     // A write that failed after it was sent may still commit: say so, the caller must re-read.
     const maybe = write && !NOT_SENT_RE.test(text) ? '; the write may or may not have been applied, re-read before retrying' : '';
