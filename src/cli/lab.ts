@@ -75,7 +75,7 @@ export async function runLabUp(o: UpFlags, io: Io): Promise<number> {
   if (o.dryRun) {
     const p = planLab(c.id, size);
     if (!p.ok) {
-      io.err(`--${formatLabError(p.error)}\n`);
+      io.err(`lab up: ${p.error.message}\n`);
       return EXIT_USAGE;
     }
     io.out(formatPlan(p.value));
@@ -84,7 +84,7 @@ export async function runLabUp(o: UpFlags, io: Io): Promise<number> {
   const r = await labUp({ id: c.id, size, store, runDir: c.runDir, waitMs: timeout * 1000, keepOnFailure: o.keepOnFailure === true, log: (l) => io.err(`${l}\n`) });
   if (!r.ok) {
     const usage = r.error.code === 'invalid' && ['dcs', 'servers', 'cities', 'id'].includes(r.error.path);
-    io.err(`lab up: ${usage ? '--' : ''}${formatLabError(r.error)}\n`);
+    io.err(`lab up: ${usage ? r.error.message : formatLabError(r.error)}\n`);
     return usage ? EXIT_USAGE : EXIT_INVALID;
   }
   const p = r.value.plan;

@@ -134,3 +134,25 @@ test('lab up 2×2: BGP, TCP through anycast GRE from two cities landing in two D
   const again = await cli('down');
   assert.equal(again.code, 0, again.err);
 });
+
+test('lab down after a crash: with the state file gone, the sweep by prefix still removes everything (LMDB store, 1×1)', async (t) => {
+  if (!needs(t, { root: true, tools: requiredTools('lmdb') })) return;
+  assert.deepEqual(missingObjects(), [], 'BPF objects missing: run npm run build:bpf');
+  runDir ??= await mkdtemp(join(tmpdir(), 'anyedge-lab-'));
+  const up = await cli('up', '--dcs', '1', '--servers', '1', '--store', 'lmdb', '--timeout', '60');
+  assert.equal(up.code, 0, `lab up failed:\n${up.err}\n${up.out}`);
+  // Through the one DC from both cities, on the embedded store.
+  assert.equal(await tcp('nyc-e1', '203.0.113.100', 21, 'over lmdb'), 'echo:over lmdb');
+  const nss = await listNetns(prefix);
+  assert.ok(nss.ok && nss.value.length > 0);
+  assert.ok(findMarked(prefix).length >= 5, 'BIRD ×3, the agent, the echo services ×2');
+  // The crash: the record is lost (the processes, pins and namespaces stay).
+  await rm(join(labDir(runDir, prefix), 'state.json'));
+  const down = await cli('down');
+  assert.equal(down.code, 0, down.err + down.out);
+  const left = await listNetns(prefix);
+  assert.ok(left.ok);
+  assert.deepEqual(left.value, []);
+  assert.deepEqual(labPins(prefix), []);
+  assert.deepEqual(findMarked(prefix), []);
+});
