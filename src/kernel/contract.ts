@@ -141,7 +141,7 @@ export function contractSuite(setup: BackendSetup): void {
         spokes.push(ns);
         must(await k().links.addVeth({ a: { ns: hub, name: `${P()}h${i}` }, b: { ns, name: `${P()}p${i}` }, owner: 'test' }));
       }
-      const peers = must(await k().links.list(hub)).filter((l) => l.kind === 'veth').map((l) => [l.name, l.peer?.ns]);
+      const peers = must(await k().links.list(hub)).filter((l) => l.kind === 'veth').map((l) => [l.name, l.peer?.ns] as const);
       assert.deepEqual(new Map(peers), new Map(spokes.map((ns, i) => [`${P()}h${i}`, ns])));
     });
 
