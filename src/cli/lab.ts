@@ -124,8 +124,8 @@ function renderStatus(s: LabStatus, tty: boolean): string {
   out.push(renderTable({ head: ['router', 'neighbor', 'bgp'], rows: s.bgp.map((b) => [b.router, b.neighbor, b.established ? 'Established' : b.info || 'down']) }, tty));
   out.push(renderTable({ head: ['city', 'eyeball', 'lands in', 'preference'], rows: s.cities.map((c) => [c.city, c.eyeball, c.landsIn ?? 'NOWHERE', c.prefers]) }, tty));
   out.push(renderTable({
-    head: ['tenant', 'prefix', 'service', 'customer router', 'tunnels up/down/unknown'],
-    rows: s.tenants.map((t) => [t.tenant, t.prefix, t.host, `${t.router} ${t.routerIp}`, `${t.tunnelsUp}/${t.tunnelsDown}/${t.tunnelsUnknown}`]),
+    head: ['tenant', 'prefix', 'service', 'tunnel', 'customer router', 'health (servers up/down/unknown)'],
+    rows: s.tenants.map((t) => [t.tenant, t.prefix, t.host, t.tunnel, t.router, t.probed ? `${t.tunnelsUp}/${t.tunnelsDown}/${t.tunnelsUnknown}` : 'not probed']),
   }, tty));
   for (const p of s.problems) out.push(`problem: ${p}\n`);
   return out.join('\n');

@@ -32,7 +32,20 @@ export interface LabStatus {
   readonly problems: readonly string[];
   readonly servers: readonly ServerView[];
   readonly cities: ReadonlyArray<{ readonly city: string; readonly eyeball: string; readonly landsIn: string | null; readonly prefers: string }>;
-  readonly tenants: ReadonlyArray<{ readonly tenant: string; readonly prefix: string; readonly router: string; readonly routerIp: string; readonly host: string; readonly tunnelsUp: number; readonly tunnelsDown: number; readonly tunnelsUnknown: number }>;
+  readonly tenants: ReadonlyArray<{
+    readonly tenant: string;
+    readonly prefix: string;
+    readonly router: string;
+    readonly routerIp: string;
+    readonly host: string;
+    /** `gre1 → 198.51.100.201 key 42`. */
+    readonly tunnel: string;
+    /** Whether the agents probe it (health checks on, and an inner address to probe). */
+    readonly probed: boolean;
+    readonly tunnelsUp: number;
+    readonly tunnelsDown: number;
+    readonly tunnelsUnknown: number;
+  }>;
 }
 
 /** Collects the status of lab `id`. */
@@ -93,10 +106,18 @@ export async function labStatus(id: string, runDir: string): Promise<Result<LabS
     const all = [...statuses.values()].flatMap((x) => x.tunnels.filter((t) => t.tenant === s.tenant));
     return {
       tenant: s.tenant, prefix: s.prefix, router: s.router, routerIp: s.routerIp, host: `${s.hostIp}:${s.port}`,
+      tunnel: `gre1 → ${s.routerIp}${s.key !== undefined ? ` key ${s.key}` : ''}`,
+      probed: probed(plan.value.config, s.tenant),
       tunnelsUp: all.filter((t) => t.state === 'up').length,
       tunnelsDown: all.filter((t) => t.state === 'down').length,
       tunnelsUnknown: all.filter((t) => t.state === 'unknown').length,
     };
   });
   return ok({ state, bgp, problems, servers, cities, tenants });
+}
+
+/** Whether the agents health-check a tenant's tunnel gre1 (see probeTargets in agent/targets.ts). */
+function probed(config: Record<string, unknown>, tenant: string): boolean {
+  const t = (config.tenants as Record<string, { tunnels: Record<string, { inner?: unknown[]; healthCheck?: { enabled?: boolean } }> }>)[tenant]?.tunnels.gre1;
+  return t !== undefined && (t.inner?.length ?? 0) > 0 && t.healthCheck?.enabled !== false;
 }
