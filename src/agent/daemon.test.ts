@@ -368,6 +368,40 @@ test('a config the compiler refuses keeps the kernel, reports lastError and retr
   assert.equal(await server.dump(), dump);
 });
 
+test('a firewall-only change is one nft transaction without reading the kernel; the periodic full pass repairs drift', async () => {
+  const l = await lab();
+  await writeConfig(l.writer, acmeConfig());
+  const server = await fakeServer();
+  // Counts the kernel reads a full plan does (every namespace's links): the fast path does none.
+  let linkReads = 0;
+  const list = server.kernel.links.list.bind(server.kernel.links);
+  const kernel = new Proxy(server.kernel, {
+    get: (target, prop, receiver) =>
+      prop === 'links' ? { ...target.links, list: (...a: Parameters<typeof list>) => (linkReads++, list(...a)) } : (Reflect.get(target, prop, receiver) as unknown),
+  });
+  const r = await startAgent(l, server, { env: { ...server.env, kernel }, driftCheckMs: 300 });
+  await applied(r, 1);
+
+  const reads = linkReads;
+  const rev = await mustPut(l.writer, '/tenants/acme/firewall', firewallOf(acmeFtpPort(2121)));
+  await applied(r, rev);
+  assert.equal(await server.dump(), await referenceDump(acmeFtpPort(2121)));
+  const fast = r.log.of('applied').at(-1);
+  assert.equal(fast?.steps, 1, r.log.text());
+  assert.equal(linkReads, reads, 'the firewall change read no links');
+
+  // Drift a firewall change would not see: a wire removed by hand. The full pass puts it back.
+  const ns = 'ae-acme';
+  const wire = (await server.kernel.links.list(ns));
+  assert.ok(wire.ok);
+  const up = wire.value.find((x) => x.name === 'aeup');
+  assert.ok(up, `the tenant end of the wire in ${ns}: ${wire.value.map((x) => x.name).join(' ')}`);
+  assert.ok((await server.kernel.links.delete(ns, 'aeup')).ok);
+  assert.notEqual(await server.dump(), await referenceDump(acmeFtpPort(2121)));
+  await waitFor(`the drift pass to repair the wire (log:\n${r.log.text()})`, async () => (await server.dump()) === (await referenceDump(acmeFtpPort(2121))), 5000);
+  assert.ok(r.log.of('applied').some((e) => e.trigger === 'drift' && e.steps > 0), r.log.text());
+});
+
 test('a kernel failure half-way through an apply is repaired by the retry', async () => {
   const l = await lab();
   const rev = await writeConfig(l.writer, acmeConfig());

@@ -33,7 +33,7 @@ import { entriesToConfig } from '../model/keyspace.ts';
 import { formatIssue } from '../model/issue.ts';
 import { statusKey, type ServerStatus, type TunnelStatus } from '../model/status.ts';
 import type { ConfigStore, JsonValue, StoreError, Watch, WatchBatch } from '../store/types.ts';
-import { apply, plan, type ReconcileEnv } from './reconcile.ts';
+import { apply, nftOnlySteps, plan, type ReconcileEnv } from './reconcile.ts';
 import { HealthMonitor, type Prober, type TunnelState } from './health.ts';
 import { probeTargets } from './targets.ts';
 import { isConfigKey, Replica, type ReplicaError } from './replica.ts';
@@ -42,7 +42,7 @@ import { Coalescer, type CoalesceOptions } from './daemon-coalesce.ts';
 import { systemClock, type Clock, type TimerHandle } from './daemon-clock.ts';
 
 /** What started a reconcile. */
-export type ReconcileTrigger = 'start' | 'change' | 'health' | 'retry';
+export type ReconcileTrigger = 'start' | 'change' | 'health' | 'retry' | 'drift';
 
 /** Outcome of one reconcile, for metrics: `noop` = the kernel already matched. */
 export type ReconcileOutcome = 'ok' | 'error' | 'noop';
@@ -91,6 +91,12 @@ export interface AgentOptions {
   readonly healthTickMs?: number;
   /** plan/apply passes per reconcile (default 2: the second repairs what the first exposed). */
   readonly passes?: number;
+  /**
+   * How often a full pass reads the whole kernel and repairs drift, ms (default 30 000). Config
+   * changes that touch only firewall tables skip the full read (reconcile.ts `nftOnlySteps`), so
+   * this pass is what catches a rule, route or link changed by hand between changes.
+   */
+  readonly driftCheckMs?: number;
   /** Time and timers (tests: ManualClock). */
   readonly clock?: Clock;
   /** Receives every event (default: dropped). */
@@ -165,6 +171,9 @@ export class Agent {
   #again: ReconcileTrigger | null = null;
   #retryTimer: TimerHandle = undefined;
   #heartbeatTimer: TimerHandle = undefined;
+  #driftTimer: TimerHandle = undefined;
+  /** What the kernel was last made equal to; unknown (undefined) after any failure. */
+  #kernelDesired: DesiredServer | undefined;
   #healthTimer: TimerHandle = undefined;
   #sleep: { timer: TimerHandle; wake: () => void } | null = null;
   #statusWriting: Promise<void> | null = null;
@@ -262,6 +271,7 @@ export class Agent {
       await this.#running;
     }
     this.#scheduleHeartbeat();
+    this.#scheduleDriftCheck();
     this.#scheduleHealthTick();
     this.#loop = this.#connectLoop();
     return ok(undefined);
@@ -276,7 +286,7 @@ export class Agent {
   async #doStop(): Promise<void> {
     this.#stopped = true;
     this.#coalescer.cancel();
-    for (const t of [this.#retryTimer, this.#heartbeatTimer, this.#healthTimer]) this.#clock.clearTimeout(t);
+    for (const t of [this.#retryTimer, this.#heartbeatTimer, this.#healthTimer, this.#driftTimer]) this.#clock.clearTimeout(t);
     this.#health?.stop();
     this.#sleep?.wake();
     this.#watch?.close();
@@ -503,6 +513,8 @@ export class Agent {
     const generation = this.#generation;
     const revision = this.#revision;
     const fail = (stage: FailureStage, message: string): void => {
+      // Half-applied or not at all: only a full pass knows the kernel again.
+      this.#kernelDesired = undefined;
       const seconds = (performance.now() - t0) / 1000;
       const retryInMs = this.#retryBackoff.next();
       this.#lastError = { at: this.#clock.now(), message };
@@ -522,7 +534,16 @@ export class Agent {
       this.#desired = d.value;
       this.#health?.setTargets(probeTargets(d.value));
       let steps = 0;
-      for (let pass = 0; pass < this.#passes; pass++) {
+      const fast = trigger === 'change' && this.#kernelDesired ? nftOnlySteps(this.#o.env, this.#kernelDesired, d.value) : null;
+      if (fast) {
+        const report = await apply(fast);
+        steps += report.applied.length;
+        if (report.failed) {
+          const f = report.failed;
+          return fail('apply', `apply at revision ${revision}: ${report.applied.length} of ${fast.length} firewall updates done, failed at ${f.step.path} (${f.step.what}): ${f.error.message}; the retry runs a full pass`);
+        }
+      }
+      for (let pass = 0; !fast && pass < this.#passes; pass++) {
         const p = await plan(this.#o.env, d.value);
         if (!p.ok) return fail('apply', `plan at revision ${revision}: ${p.error.path}: ${p.error.message}`);
         if (p.value.length === 0) break;
@@ -533,6 +554,7 @@ export class Agent {
           return fail('apply', `apply at revision ${revision}: ${report.applied.length} of ${p.value.length} steps done, failed at ${f.step.path} (${f.step.what}): ${f.error.message}; the next pass starts from what is there now`);
         }
       }
+      this.#kernelDesired = d.value;
       const seconds = (performance.now() - t0) / 1000;
       this.#retryBackoff.reset();
       this.#lastError = undefined;
@@ -588,6 +610,14 @@ export class Agent {
         }
       } while (this.#statusAgain && !this.#stopped);
     })().finally(() => (this.#statusWriting = null));
+  }
+
+  #scheduleDriftCheck(): void {
+    if (this.#stopped) return;
+    this.#driftTimer = this.#clock.setTimeout(() => {
+      this.#requestReconcile('drift');
+      this.#scheduleDriftCheck();
+    }, this.#o.driftCheckMs ?? 30_000);
   }
 
   #scheduleHeartbeat(): void {

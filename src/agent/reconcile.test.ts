@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { apply, formatPlan, plan, reconcile, type ReconcileEnv, type Step } from './reconcile.ts';
+import { apply, formatPlan, nftOnlySteps, plan, reconcile, type ReconcileEnv, type Step } from './reconcile.ts';
 import { acmeConfig, acmeDoc, acmeDoc6, manyTenants, mustConfig } from './fixtures.ts';
 import { compileServer, type DesiredServer, type ServerOptions } from '../compile/server.ts';
 import type { Config } from '../model/config.ts';
@@ -251,4 +251,31 @@ test('random transitions: whatever state a server is in, one pass makes it equal
     assert.equal(await w.dump(), await ref.dump(), `seed ${seed}, step ${i}`);
     assert.equal(formatPlan(await planOf(w, d)), 'nothing to do\n', `seed ${seed}, step ${i}`);
   }
+});
+
+test('nftOnlySteps: one nft transaction per changed firewall table, null when anything else changes', async () => {
+  const w = await world();
+  const base = desired(acmeConfig());
+  const ftp = (port: number) => {
+    const doc = acmeDoc();
+    ((doc.tenants.acme as { firewall: { rules: { dport: unknown[] }[] } }).firewall.rules[0] as { dport: unknown[] }).dport = [port];
+    return mustConfig(doc);
+  };
+  assert.equal(nftOnlySteps(w.env, base, desired(acmeConfig())), null, 'nothing changed: nothing to do here');
+  const steps = nftOnlySteps(w.env, base, desired(ftp(2121)));
+  assert.deepEqual(steps?.map((s) => [s.action, s.path]), [['update', 'tenants/acme/firewall']]);
+
+  // Applied on a server built for `base`, the steps leave it exactly as a full reconcile would.
+  const r = await reconcile(w.env, base, 3);
+  assert.ok(r.ok && !r.value.failed);
+  assert.equal((await apply(steps ?? [])).failed, undefined);
+  const after = await plan(w.env, desired(ftp(2121)));
+  assert.ok(after.ok);
+  assert.deepEqual(after.value.map((s) => s.path), [], 'a full plan finds nothing left');
+
+  // A route, a tunnel or a tenant changing is not a firewall-only change.
+  const moved = acmeDoc();
+  delete (moved.tenants as Record<string, unknown>).globex;
+  assert.equal(nftOnlySteps(w.env, base, desired(mustConfig(moved))), null);
+  assert.equal(nftOnlySteps(w.env, base, desired(acmeConfig(), { down: new Set(['tenants/acme/tunnels/gre1']) })), null);
 });

@@ -400,6 +400,35 @@ export async function plan(env: ReconcileEnv, d: DesiredServer): Promise<R<Step[
   return ok([...adds, ...dels]);
 }
 
+/**
+ * The steps from `prev` to `next` when they differ only in nftables tables that both have (a
+ * firewall edit, the most frequent change), without reading the kernel: each changed table is
+ * one atomic nft transaction, as in a full plan. Null when anything else differs, a table is
+ * added or removed, or nothing differs — then a full `plan` is the way.
+ *
+ * Why: a full plan reads every namespace (links, addresses, routes, rules, tables, BPF maps),
+ * hundreds of milliseconds of `ip`/`nft` processes even for a few tenants, while a rule change
+ * needs one `nft -f`. The kernel's other state is not re-read here, so drift elsewhere is left to
+ * the agent's periodic full pass; `prev` must be what the kernel was last made equal to.
+ */
+export function nftOnlySteps(env: ReconcileEnv, prev: DesiredServer, next: DesiredServer): Step[] | null {
+  const rest = (d: DesiredServer) => JSON.stringify({ ...d, nft: d.nft.map((t) => [nsLabel(t.ns), t.table, t.path]) });
+  if (rest(prev) !== rest(next)) return null;
+  const steps: Step[] = [];
+  for (const [i, t] of next.nft.entries()) {
+    const old = prev.nft[i] as DesiredNft;
+    if (JSON.stringify(old.batch) === JSON.stringify(t.batch)) continue;
+    const { batch } = withMarker(t);
+    steps.push({
+      action: 'update',
+      path: t.path,
+      what: `nft -j -f (table ${t.table.family} ${t.table.name}, ${batch.nftables.length} commands) (${nsLabel(t.ns)})`,
+      run: async () => kr(t.path, await env.kernel.nft.apply(t.ns, batch)),
+    });
+  }
+  return steps.length ? steps : null;
+}
+
 /** The plan as text for people: one line per step, or "nothing to do". */
 export function formatPlan(steps: readonly Step[]): string {
   if (steps.length === 0) return 'nothing to do\n';
