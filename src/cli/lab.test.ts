@@ -1,6 +1,6 @@
 /**
  * `anyedge lab` flags, without building anything: bad flags are usage errors (exit 2) naming the
- * flag; `--dry-run` prints the plan; status, exec on a lab that is not there say so (exit 1).
+ * flag; `--dry-run` prints the plan; status, exec and fail on a lab that is not there say so (exit 1).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -25,6 +25,8 @@ test('lab up: bad sizes, store and id are usage errors naming the flag', async (
     [['up', '--store', 'redis'], /--store redis: use etcd .* or lmdb/],
     [['up', '--id', 'toolong'], /--id: lab id "toolong": use exactly 2 characters/],
     [['down', '--id', 'A!'], /--id: lab id "A!"/],
+    [['fail', 'rack', 'ams'], /lab fail: "rack": use one of dc, server, link/],
+    [['heal', 'dc', 'ams', '--timeout', 'soon'], /--timeout soon: give a whole number/],
   ];
   for (const [args, message] of cases) {
     const r = await lab(...args);
@@ -50,6 +52,9 @@ test('status and exec of a lab that is not up fail with what to do', async () =>
     const e = await lab('exec', '--id', 'k8', '--run-dir', dir, 'lon-e1', '--', 'true');
     assert.equal(e.code, 1);
     assert.match(e.err, /no lab state here/);
+    const f = await lab('fail', '--id', 'k8', '--run-dir', dir, 'dc', 'ams');
+    assert.equal(f.code, 1);
+    assert.match(f.err, /no lab state here/);
     const noCmd = await lab('exec', '--id', 'k8', '--run-dir', dir, 'lon-e1');
     assert.equal(noCmd.code, 2);
     assert.match(noCmd.err, /give a command after the node/);

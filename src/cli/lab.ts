@@ -6,6 +6,7 @@
  * anyedge lab up [--dcs 3 --servers 3 --cities 3 --store etcd|lmdb --id a0] [--dry-run]
  * anyedge lab status [--json]
  * anyedge lab exec lon-e1 -- ping -c 1 203.0.113.100
+ * anyedge lab fail dc ams        # then: lab heal dc ams (also server ams-s1, link ams|lon)
  * anyedge lab down
  * ```
  */
@@ -23,6 +24,7 @@ import { labUp } from '../lab/up.ts';
 import { labDown } from '../lab/down.ts';
 import { labStatus, type LabStatus } from '../lab/status.ts';
 import { DEFAULT_RUN_DIR, labDir, readState } from '../lab/state.ts';
+import { FAIL_KINDS, labFailHeal, type FailKind, type FailReport } from '../lab/fail.ts';
 
 interface CommonFlags {
   readonly id?: string;
@@ -177,6 +179,34 @@ export async function runLabExec(node: string, argv: readonly string[], o: Commo
   });
 }
 
+function renderMoves(r: FailReport): string {
+  const out = [`${r.action} ${r.kind} ${r.target}: ${r.devices.join(', ')} ${r.action === 'fail' ? 'down' : 'up'}\n`];
+  for (const c of r.cities) {
+    const where = c.before === c.after ? `${c.after ?? 'nowhere'} (unchanged)` : `${c.before ?? 'nowhere'} → ${c.after ?? 'nowhere'}`;
+    out.push(`  ${c.city}: ${where}${c.seconds === null ? ' NOT CONVERGED' : c.before === c.after ? '' : ` in ${c.seconds.toFixed(2)} s`}\n`);
+  }
+  return out.join('');
+}
+
+/** `lab fail|heal KIND TARGET`: exit 0 when every city converged where expected. */
+export async function runLabFailHeal(action: 'fail' | 'heal', kind: string, target: string, o: CommonFlags & { timeout?: string; json?: boolean }, io: Io): Promise<number> {
+  const c = common(o, io);
+  if (!c) return EXIT_USAGE;
+  if (!(FAIL_KINDS as readonly string[]).includes(kind)) {
+    io.err(`lab ${action}: ${JSON.stringify(kind)}: use one of ${FAIL_KINDS.join(', ')}\n`);
+    return EXIT_USAGE;
+  }
+  const timeout = int('timeout', o.timeout, 20, io);
+  if (timeout === null) return EXIT_USAGE;
+  const r = await labFailHeal(c.id, c.runDir, action, kind as FailKind, target, timeout * 1000);
+  if (!r.ok) {
+    io.err(`lab ${action}: ${formatLabError(r.error)}\n`);
+    return r.error.path === 'target' ? EXIT_USAGE : EXIT_INVALID;
+  }
+  io.out(o.json ? `${JSON.stringify(r.value, null, 2)}\n` : renderMoves(r.value));
+  return r.value.converged ? EXIT_OK : EXIT_INVALID;
+}
+
 /** Adds `anyedge lab …` to the program; `done` receives the exit code. */
 export function registerLabCommand(program: Command, io: Io, done: (code: number) => void): void {
   const lab = program.command('lab').description('an emulated multi-data-center network on this machine (root): data centers with BIRD and agents, eyeball cities, customers');
@@ -200,4 +230,14 @@ export function registerLabCommand(program: Command, io: Io, done: (code: number
     .argument('<node>', 'node name (ams, ams-s1, lon, lon-e1, acme, acme-h, …) or its netns')
     .argument('[command...]', 'the command and its arguments, after --')
     .action(async (node: string, argv: string[], o: CommonFlags) => done(await runLabExec(node, argv, o, io)));
+  for (const action of ['fail', 'heal'] as const) {
+    withCommon(lab.command(action).description(action === 'fail'
+      ? 'break part of the lab (dc X: all its servers; server DC-S: one uplink; link R: a router\'s exchange port) and time the cities\' BGP re-convergence'
+      : 'mend what lab fail broke and time the cities\' return'))
+      .argument('<kind>', FAIL_KINDS.join(' | '))
+      .argument('<target>', 'e.g. ams, ams-s1, lon')
+      .option('--timeout <s>', 'seconds to wait for the cities to converge (default 20)')
+      .option('--json', 'print JSON')
+      .action(async (kind: string, target: string, o: CommonFlags & { timeout?: string; json?: boolean }) => done(await runLabFailHeal(action, kind, target, o, io)));
+  }
 }

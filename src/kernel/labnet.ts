@@ -63,6 +63,19 @@ export function setLink(ns: string, dev: string, opts: { arp?: 'on' | 'off'; mtu
   return ip(ns, args);
 }
 
+/** `ip link set dev D up|down`. */
+export function setLinkUp(ns: string, dev: string, up: boolean): Out {
+  return ip(ns, ['link', 'set', 'dev', dev, up ? 'up' : 'down']);
+}
+
+/** Whether a device is administratively up (`ip link` flags). */
+export async function linkIsUp(ns: string, dev: string): Promise<Result<boolean, ExecError>> {
+  const r = await ip(ns, ['-j', 'link', 'show', 'dev', dev]);
+  if (!r.ok) return r;
+  const j = JSON.parse(r.value) as Array<{ flags?: string[] }>;
+  return ok(j[0]?.flags?.includes('UP') ?? false);
+}
+
 /** `ip addr add CIDR dev D`. */
 export function addAddr(ns: string, dev: string, cidr: string): Out {
   return ip(ns, ['addr', 'add', cidr, 'dev', dev]);

@@ -5,7 +5,9 @@
  * - A DC router originates the anycast ranges (tenant prefixes, the platform's GRE endpoint and
  *   service range, the egress ranges) from a static route with one next hop per server (the
  *   kernel gets it as one multipath route, spread by L4 hash), and announces them over eBGP to
- *   every city router. Every DC uses the platform's one AS, as an anycast network does: a DC never
+ *   every city router. With `check link` the routes, and so the announcements, are withdrawn
+ *   when none of its servers is reachable (the server bridge has no port up); a single dead
+ *   server is skipped by the kernel (`fib_multipath_use_neigh`, set by the plan). Every DC uses the platform's one AS, as an anycast network does: a DC never
  *   accepts another DC's announcement (AS-path loop), so traffic for the anycast ranges always
  *   ends in the DC it entered.
  * - The Internet picks a DC per city by AS-path length: DC d prepends its AS `cost(city, d)`
@@ -80,8 +82,11 @@ export function dcBirdConfig(i: DcBirdInput): string {
   lines.push('}');
   lines.push('');
   lines.push(`# The anycast ranges, spread over the ${i.servers.length} server(s) of ${i.dc}.`);
+  lines.push('# check link: the routes go, and BGP withdraws them, when lan0 loses its carrier, which a');
+  lines.push('# bridge does when no port is up: none of the servers is reachable.');
   lines.push('protocol static anycast {');
   lines.push('  ipv4;');
+  lines.push('  check link on;');
   const hops = i.servers.map((s) => `via ${s}`).join(' ');
   for (const r of i.anycast) lines.push(`  route ${r} ${hops};`);
   lines.push('}');

@@ -6,6 +6,8 @@
  *   back from the echo service), and the two cities land in two different DCs: the Acme firewall
  *   rule counter (`rule_ftp`) moves on the servers of the DC each city prefers, and only there;
  * - a connection to port 22 is dropped (no answer at all; the default-ingress counter moves);
+ * - `lab fail dc ams` withdraws ams (lon moves to chi, its TCP goes through chi) and
+ *   `lab heal dc ams` brings it back; both convergence times are reported;
  * - `lab down` leaves no namespace, veth or bridge (they live only in our namespaces), BPF pin,
  *   process or file of the lab.
  * A unique lab id per run; `lab down` also runs in `after`, so a failure leaves nothing behind.
@@ -79,7 +81,7 @@ function delta(before: Map<string, number>, now: Map<string, number>): Record<st
   return Object.fromEntries([...now].map(([dc, n]) => [dc, n - (before.get(dc) ?? 0)]));
 }
 
-test('lab up 2×2: BGP, TCP through anycast GRE from two cities landing in two DCs, port 22 dropped, lab down leaves nothing', async (t) => {
+test('lab up 2×2: BGP, TCP through anycast GRE from two cities landing in two DCs, port 22 dropped, DC withdrawal and return, lab down leaves nothing', async (t) => {
   if (!needs(t, { root: true, tools: requiredTools('etcd') })) return;
   assert.deepEqual(missingObjects(), [], 'BPF objects missing: run npm run build:bpf');
   runDir = await mkdtemp(join(tmpdir(), 'anyedge-lab-'));
@@ -120,6 +122,23 @@ test('lab up 2×2: BGP, TCP through anycast GRE from two cities landing in two D
   assert.equal(await tcp('lon-e1', '203.0.113.100', 22, 'x'), 'timeout');
   const dropped = delta(before, await acmeCounter(plan, 'default_ingress'));
   assert.ok((dropped.ams ?? 0) >= 1, `the SYN to port 22 was dropped in ams: ${JSON.stringify(dropped)}`);
+
+  // Failing every server of ams: its DC router withdraws, lon moves to chi and its TCP still
+  // works, now through chi; healing brings lon back. Both convergence times are reported.
+  const fail = await cli('fail', 'dc', 'ams', '--json');
+  assert.equal(fail.code, 0, fail.err + fail.out);
+  const failed = JSON.parse(fail.out) as { cities: Array<{ city: string; before: string; after: string; seconds: number }> };
+  assert.deepEqual(failed.cities.map((c) => [c.city, c.before, c.after]), [['lon', 'ams', 'chi'], ['nyc', 'chi', 'chi']]);
+  const moved = await acmeCounter(plan, 'rule_ftp');
+  assert.equal(await tcp('lon-e1', '203.0.113.100', 21, 'via chi'), 'echo:via chi');
+  const d = delta(moved, await acmeCounter(plan, 'rule_ftp'));
+  assert.ok((d.chi ?? 0) >= 3 && d.ams === 0, `lon's connection should go through chi now: ${JSON.stringify(d)}`);
+  const heal = await cli('heal', 'dc', 'ams', '--json');
+  assert.equal(heal.code, 0, heal.err + heal.out);
+  const healed = JSON.parse(heal.out) as typeof failed;
+  assert.deepEqual(healed.cities.map((c) => [c.city, c.after]), [['lon', 'ams'], ['nyc', 'chi']]);
+  t.diagnostic(`ams withdrawn: lon re-converged on chi in ${failed.cities[0]?.seconds} s; ams back: lon on ams again in ${healed.cities[0]?.seconds} s`);
+  assert.equal(await tcp('lon-e1', '203.0.113.100', 21, 'back in ams'), 'echo:back in ams');
 
   // lab down: nothing of ours remains.
   const down = await cli('down');

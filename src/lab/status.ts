@@ -5,12 +5,12 @@
  * state of their tunnels on every server.
  */
 import { err, ok, type Result } from '../lib/result.ts';
-import { routes } from '../kernel/labnet.ts';
 import { serverStatusSchema, statusKey, type ServerStatus } from '../model/status.ts';
 import { openStore, parseStoreSpec } from '../store/open.ts';
 import type { LabError } from './errors.ts';
 import { bgpSessions, type BgpSession } from './bgp.ts';
-import { labPrefix, nodeNs } from './names.ts';
+import { labPrefix } from './names.ts';
+import { landsIn } from './landing.ts';
 import { aliveWithMark } from './procs.ts';
 import { labDir, readState, type LabState } from './state.ts';
 import { planLab } from './topology.ts';
@@ -90,18 +90,8 @@ export async function labStatus(id: string, runDir: string): Promise<Result<LabS
     const proc = state.processes.find((p) => p.role === 'agent' && p.node === a.node);
     return { dc: a.dc, server: a.server, node: a.node, agentRunning: proc !== undefined && aliveWithMark(proc.pid, prefix), status: statuses.get(a.node) ?? null };
   });
-  const firstPrefix = plan.value.sites[0]?.prefix;
   const cities = [];
-  for (const c of plan.value.cities) {
-    const r = await routes(nodeNs(prefix, c.router));
-    let landsIn: string | null = null;
-    if (r.ok) {
-      const route = r.value.find((x) => x.dst === firstPrefix);
-      const gw = typeof route?.gateway === 'string' ? route.gateway : null;
-      landsIn = plan.value.dcs.find((d) => d.ixIp === gw)?.id ?? null;
-    }
-    cities.push({ city: c.id, eyeball: c.eyeballIp, landsIn, prefers: c.prefers.join(' > ') });
-  }
+  for (const c of plan.value.cities) cities.push({ city: c.id, eyeball: c.eyeballIp, landsIn: await landsIn(plan.value, c), prefers: c.prefers.join(' > ') });
   const tenants = plan.value.sites.map((s) => {
     const all = [...statuses.values()].flatMap((x) => x.tunnels.filter((t) => t.tenant === s.tenant));
     return {

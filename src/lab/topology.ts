@@ -215,6 +215,8 @@ export function planLab(id: string, size: LabSize): Result<LabPlan, LabError> {
     bridges.push({ node: dc, dev: 'lan0', addrs: [hostAddr(lan, 1)] });
     // L4 hash: the flows of one eyeball spread over the servers, each flow stays on one.
     sysctls.push({ node: dc, key: 'net.ipv4.fib_multipath_hash_policy', value: '1' });
+    // A server that stops answering ARP leaves the multipath route's choices (the others keep theirs).
+    sysctls.push({ node: dc, key: 'net.ipv4.fib_multipath_use_neigh', value: '1' });
     sysctls.push({ node: dc, key: 'net.ipv4.conf.all.send_redirects', value: '0' });
     const servers: Array<{ id: string; node: string; address: string }> = [];
     for (let s = 0; s < size.servers; s++) {
