@@ -22,7 +22,7 @@ import { needs } from '../testkit/needs.ts';
 import { main } from '../cli/main.ts';
 import type { Io } from '../cli/io.ts';
 import { linuxKernel, marksWith } from '../kernel/index.ts';
-import { listNetns } from '../kernel/labnet.ts';
+import { addNetns, listNetns } from '../kernel/labnet.ts';
 import { missingObjects } from '../kernel/bpf/objects.ts';
 import { labDown, labPins } from './down.ts';
 import { labPrefix } from './names.ts';
@@ -174,4 +174,22 @@ test('lab down after a crash: with the state file gone, the sweep by prefix stil
   assert.deepEqual(left.value, []);
   assert.deepEqual(labPins(prefix), []);
   assert.deepEqual(findMarked(prefix), []);
+});
+
+test('lab up refuses a lab id already in use, touching nothing, and lab down removes the leftover', async (t) => {
+  if (!needs(t, { root: true, tools: requiredTools('lmdb') })) return;
+  runDir ??= await mkdtemp(join(tmpdir(), 'anyedge-lab-'));
+  const made = await addNetns(`${prefix}-ix`);
+  assert.ok(made.ok, made.ok ? '' : made.error.message);
+  const up = await cli('up', '--dcs', '1', '--servers', '1', '--store', 'lmdb');
+  assert.equal(up.code, 1, up.err);
+  assert.match(up.err, new RegExp(`lab ${prefix} already exists \\(1 namespaces.*run anyedge lab down --id ${id} first`));
+  const still = await listNetns(prefix);
+  assert.ok(still.ok);
+  assert.deepEqual(still.value, [`${prefix}-ix`], 'the refused lab up left the existing namespace alone and made nothing');
+  const down = await cli('down');
+  assert.equal(down.code, 0, down.err);
+  const after = await listNetns(prefix);
+  assert.ok(after.ok);
+  assert.deepEqual(after.value, []);
 });
