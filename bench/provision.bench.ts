@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { compileServer, type DesiredServer } from '../src/compile/server.ts';
 import { mustConfig, acmeDoc } from '../src/agent/fixtures.ts';
-import { apply, plan, type ReconcileEnv } from '../src/agent/reconcile.ts';
+import { apply, formatPlan, plan, type ReconcileEnv } from '../src/agent/reconcile.ts';
 import { fakeKernel, linuxKernel, marksWith, type Marks } from '../src/kernel/index.ts';
 import { fakeBpfMaps, linuxBpfMaps } from '../src/kernel/bpf/maps-api.ts';
 import { fakeAttach, linuxAttach } from '../src/kernel/attach.ts';
@@ -87,7 +87,8 @@ async function real(n: number, fam: Fam): Promise<void> {
     const t1 = performance.now();
     const again = await plan(env, d);
     const t2 = performance.now();
-    if (!again.ok || again.value.length) throw new Error('second pass is not empty');
+    if (!again.ok) throw new Error(again.error.message);
+    if (again.value.length) throw new Error(`second pass is not empty (${again.value.length} steps):\n${formatPlan(again.value.slice(0, 30))}`);
     const kernelMiB = (mem0 - memAvailableKiB()) / 1024;
     const rssMiB = (process.memoryUsage().rss - rss0) / 2 ** 20;
     await pass(env, compile(0, marks, lab.ns('s'), () => ''));
@@ -127,11 +128,19 @@ async function fake(n: number, fam: Fam): Promise<void> {
   row(`| ${n} | ${fam} | fake | ${steps} | ${((t1 - t0) / 1000).toFixed(2)} | ${((t2 - t1) / 1000).toFixed(2)} | – | – | ${((process.memoryUsage().rss - rss0) / 2 ** 20).toFixed(0)} |`);
 }
 
-await real(1, 'IPv4');
-await real(100, 'IPv4');
-await real(100, 'IPv6');
-await real(1000, 'IPv6');
-await fake(1000, 'IPv6');
+// Rows as `N:FAMILY[:fake]` arguments (e.g. `1000:IPv6`), all of them by default.
+const wanted = process.argv.slice(2);
+const runs: [number, Fam, 'real' | 'fake'][] = [
+  [1, 'IPv4', 'real'],
+  [100, 'IPv4', 'real'],
+  [100, 'IPv6', 'real'],
+  [1000, 'IPv6', 'real'],
+  [1000, 'IPv6', 'fake'],
+];
+for (const [n, fam, kind] of runs) {
+  if (wanted.length && !wanted.includes(kind === 'real' ? `${n}:${fam}` : `${n}:${fam}:fake`)) continue;
+  await (kind === 'real' ? real(n, fam) : fake(n, fam));
+}
 console.log('| tenants | prefixes | kernel | plan steps | first apply s | no-change pass s | raw netns+veth s | kernel MiB | agent RSS MiB |');
 console.log('|---:|---|---|---:|---:|---:|---:|---:|---:|');
 for (const r of rows) console.log(r);
