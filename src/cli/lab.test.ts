@@ -62,3 +62,20 @@ test('status and exec of a lab that is not up fail with what to do', async () =>
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('lab demo: sizes too small for its failures, bad store and id are usage errors, before anything is built', async () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['demo', '--dcs', '1'], /--dcs 1 --servers 3: the demo needs at least 2 DCs .* of 2 servers/],
+    [['demo', '--servers', '1'], /--dcs 3 --servers 1: the demo needs at least 2 DCs/],
+    [['demo', '--dcs', '9'], /lab demo: --dcs 9: use a whole number from 1 to 8/],
+    [['demo', '--servers', 'lots'], /--servers lots: give a whole number/],
+    [['demo', '--store', 'redis'], /--store redis: use etcd .* or lmdb/],
+    [['demo', '--id', 'toolong'], /--id: lab id "toolong": use exactly 2 characters/],
+  ];
+  for (const [args, message] of cases) {
+    const r = await lab(...args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    assert.match(r.err, message);
+    assert.equal(r.out, '', 'nothing ran');
+  }
+});

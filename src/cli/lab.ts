@@ -8,6 +8,7 @@
  * anyedge lab exec lon-e1 -- ping -c 1 203.0.113.100
  * anyedge lab fail dc ams        # then: lab heal dc ams (also server ams-s1, link ams|lon)
  * anyedge lab down
+ * anyedge lab demo [--dcs 3 --servers 3 --store etcd|lmdb] [--json]   # up, the story on real traffic, down
  * ```
  */
 import { spawn } from 'node:child_process';
@@ -25,6 +26,7 @@ import { labDown } from '../lab/down.ts';
 import { labStatus, type LabStatus } from '../lab/status.ts';
 import { DEFAULT_RUN_DIR, labDir, readState } from '../lab/state.ts';
 import { FAIL_KINDS, labFailHeal, type FailKind, type FailReport } from '../lab/fail.ts';
+import { runLabDemo, type DemoFlags } from './lab-demo.ts';
 
 interface CommonFlags {
   readonly id?: string;
@@ -221,6 +223,12 @@ export function registerLabCommand(program: Command, io: Io, done: (code: number
     .option('--dry-run', 'print the plan and build nothing')
     .option('--keep-on-failure', 'leave a failed lab in place to look at (then lab down)')
     .action(async (o: UpFlags) => done(await runLabUp(o, io)));
+  withCommon(lab.command('demo').description('the lab\'s story on real traffic: up, Acme provisioned through the API, two cities in two DCs, a blocked port, a DC and a server failing; then down (also on Ctrl-C)'))
+    .option('--dcs <n>', `data centers (default ${DEFAULT_SIZE.dcs}, at least 2)`)
+    .option('--servers <n>', `servers per data center (default ${DEFAULT_SIZE.servers}, at least 2)`)
+    .option('--store <kind>', 'etcd (default) or lmdb')
+    .option('--json', 'print the report as JSON (the narrative goes to stderr)')
+    .action(async (o: DemoFlags) => done(await runLabDemo(o, io)));
   withCommon(lab.command('down').description('remove the lab: its processes, BPF pins, namespaces and files (also after a crash)'))
     .action(async (o: CommonFlags) => done(await runLabDown(o, io)));
   withCommon(lab.command('status').description('data centers, servers and their agents, BGP sessions, where each city lands, tenants and tunnels'))

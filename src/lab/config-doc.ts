@@ -50,8 +50,34 @@ export const LAB_CUSTOMERS: readonly LabCustomer[] = [
   { tenant: 'globex', name: 'Globex', prefix: '203.0.113.128/25', routerIp: '198.51.100.201', lanGateway: '203.0.113.129/25', host: '203.0.113.130/25', port: 21, key: 42 },
 ];
 
+/** A customer's firewall rules as the seed has them: its TCP service open, ping rate-limited. */
+export function labRules(c: LabCustomer): Array<Record<string, unknown>> {
+  const host = c.host.split('/')[0] as string;
+  return [
+    { id: 'ftp', description: `the TCP service on ${host}`, direction: 'ingress', dst: [host], protocol: 'tcp', dport: [c.port], action: 'accept' },
+    { id: 'ping', direction: 'ingress', protocol: 'icmp', icmp: { type: 'echo-request' }, action: 'rate-limit', rateLimit: { pps: 100 } },
+  ];
+}
+
+/** One seed rule, `tenant/ruleId`, or undefined when the seed has none of that name. */
+export function labRule(ref: string): Record<string, unknown> | undefined {
+  const [tenant, id] = ref.split('/');
+  const c = LAB_CUSTOMERS.find((x) => x.tenant === tenant);
+  return c ? labRules(c).find((r) => r.id === id) : undefined;
+}
+
+/** Options of {@link labConfigDoc}. */
+export interface LabDocOptions {
+  /**
+   * Seed rules left out, as `tenant/ruleId` (e.g. `acme/ftp`): `lab demo` brings the platform up
+   * without them and adds them through the API.
+   */
+  readonly withoutRules?: readonly string[];
+}
+
 /** The whole document (the shape of examples/acme.yaml), ready for parseConfig. */
-export function labConfigDoc(dcs: readonly LabDcDoc[]): Record<string, unknown> {
+export function labConfigDoc(dcs: readonly LabDcDoc[], opts: LabDocOptions = {}): Record<string, unknown> {
+  const held = new Set(opts.withoutRules ?? []);
   const dcDocs: Record<string, unknown> = {};
   for (const dc of dcs) {
     dcDocs[dc.id] = {
@@ -80,10 +106,7 @@ export function labConfigDoc(dcs: readonly LabDcDoc[]): Record<string, unknown> 
       routes: { r1: { prefix: c.prefix, via: [{ tunnel: 'gre1' }] } },
       firewall: {
         default: { ingress: 'drop', egress: 'accept' },
-        rules: [
-          { id: 'ftp', description: `the TCP service on ${c.host.split('/')[0]}`, direction: 'ingress', dst: [c.host.split('/')[0]], protocol: 'tcp', dport: [c.port], action: 'accept' },
-          { id: 'ping', direction: 'ingress', protocol: 'icmp', icmp: { type: 'echo-request' }, action: 'rate-limit', rateLimit: { pps: 100 } },
-        ],
+        rules: labRules(c).filter((r) => !held.has(`${c.tenant}/${String(r.id)}`)),
       },
     };
   }

@@ -15,7 +15,7 @@ import { err, ok, type Result } from '../lib/result.ts';
 import type { LabError } from './errors.ts';
 import { allocate, hostAddr, hostIp, subnetCidr, type Subnet } from './addressing.ts';
 import { cityBirdConfig, dcBirdConfig } from './bird.ts';
-import { LAB_ANYCAST, LAB_CUSTOMERS, labConfigDoc, type LabCustomer } from './config-doc.ts';
+import { LAB_ANYCAST, LAB_CUSTOMERS, labConfigDoc, type LabCustomer, type LabDocOptions } from './config-doc.ts';
 import { agentPrefix, LAB_CITIES, LAB_DC_NAMES, LAB_DCS, labPrefix, MAX_SERVERS_TOTAL, nodeNs } from './names.ts';
 
 /** Sizes of a lab. */
@@ -83,6 +83,8 @@ export interface LabSysctl {
   readonly node: string;
   readonly key: string;
   readonly value: string;
+  /** A per-device key: set once this device of the node exists. */
+  readonly dev?: string;
 }
 
 /** A BIRD instance. */
@@ -173,7 +175,7 @@ function checkSize(size: LabSize): LabError | null {
 }
 
 /** Plans lab `id` (already checked) at `size`. */
-export function planLab(id: string, size: LabSize): Result<LabPlan, LabError> {
+export function planLab(id: string, size: LabSize, doc: LabDocOptions = {}): Result<LabPlan, LabError> {
   const bad = checkSize(size);
   if (bad) return err(bad);
   const prefix = labPrefix(id);
@@ -218,6 +220,11 @@ export function planLab(id: string, size: LabSize): Result<LabPlan, LabError> {
     // A server that stops answering ARP leaves the multipath route's choices (the others keep theirs).
     sysctls.push({ node: dc, key: 'net.ipv4.fib_multipath_use_neigh', value: '1' });
     sysctls.push({ node: dc, key: 'net.ipv4.conf.all.send_redirects', value: '0' });
+    // A dead server's neighbour entry must fail within seconds, not the default 15–45 s, for
+    // the multipath route to stop choosing it: confirmations expire after 1–3 s, then under
+    // traffic 1 s of delay and 3 probes 300 ms apart.
+    for (const [key, value] of [['base_reachable_time_ms', '2000'], ['delay_first_probe_time', '1'], ['retrans_time_ms', '300'], ['ucast_solicit', '3']] as const)
+      sysctls.push({ node: dc, key: `net.ipv4.neigh.lan0.${key}`, value, dev: 'lan0' });
     const servers: Array<{ id: string; node: string; address: string }> = [];
     for (let s = 0; s < size.servers; s++) {
       const sid = `s${s + 1}`;
@@ -288,7 +295,7 @@ export function planLab(id: string, size: LabSize): Result<LabPlan, LabError> {
     name: LAB_DC_NAMES[dc.id] ?? dc.id,
     backbone: `${dc.ixIp}/${ix.len}`,
     servers: dc.servers.map((s) => ({ id: s.id, address: s.address })),
-  })));
+  })), doc);
   return ok({ id, prefix, size, nodes, bridges, links, routes, sysctls, bird, agents, dcs, cities, sites, config });
 }
 

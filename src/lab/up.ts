@@ -43,6 +43,8 @@ export interface UpOptions {
   readonly log?: (line: string) => void;
   /** Leave a failed lab in place (for debugging) instead of removing it. */
   readonly keepOnFailure?: boolean;
+  /** Seed firewall rules left out of the store's config, as `tenant/ruleId` (`lab demo` adds them through the API). */
+  readonly withoutRules?: readonly string[];
 }
 
 /** What `lab up` did, with how long each phase took. */
@@ -100,7 +102,7 @@ export async function labUp(o: UpOptions): Promise<Result<UpResult, LabError>> {
   if (missing.length) return err({ code: 'missing_tool', path: 'lab up', message: `missing ${missing.map((t) => `"${t}"`).join(', ')}; run scripts/setup.sh as root to install them` });
   const objs = missingObjects();
   if (objs.length) return err({ code: 'missing_tool', path: 'lab up', message: `missing BPF objects ${objs.join(', ')}: run npm run build:bpf` });
-  const plan = planLab(o.id, o.size);
+  const plan = planLab(o.id, o.size, { withoutRules: o.withoutRules ?? [] });
   if (!plan.ok) return plan;
   const prefix = labPrefix(o.id);
   const dir = labDir(o.runDir, prefix);
@@ -153,7 +155,7 @@ async function build(plan: LabPlan, o: UpOptions, dir: string, log: (line: strin
   writeState(state);
   const sysctlsOf = (node: string): Array<[string, string]> => [
     ['net.ipv4.ip_forward', '1'], ['net.ipv4.conf.all.rp_filter', '0'], ['net.ipv4.conf.default.rp_filter', '0'], ['net.ipv6.conf.all.forwarding', '1'],
-    ...plan.sysctls.filter((s) => s.node === node).map((s) => [s.key, s.value] as [string, string]),
+    ...plan.sysctls.filter((s) => s.node === node && s.dev === undefined).map((s) => [s.key, s.value] as [string, string]),
   ];
   let e = await pool(plan.nodes, 4, async (n) =>
     step(n.name, 'netns add', await addNetns(n.ns)) ?? step(n.name, 'lo up', await loUp(n.ns)) ?? step(n.name, 'sysctls', await setSysctls(n.ns, sysctlsOf(n.name))));
@@ -191,6 +193,9 @@ async function build(plan: LabPlan, o: UpOptions, dir: string, log: (line: strin
     }
     return null;
   });
+  if (e) return err(e);
+  const perDevice = plan.sysctls.filter((s) => s.dev !== undefined);
+  e = await pool(perDevice, 4, async (s) => step(`${s.node}:${s.dev}`, `sysctl ${s.key}`, await setSysctls(ns(s.node), [[s.key, s.value]])));
   if (e) return err(e);
   phase('links');
 
