@@ -68,6 +68,19 @@ export function setLinkUp(ns: string, dev: string, up: boolean): Out {
   return ip(ns, ['link', 'set', 'dev', dev, up ? 'up' : 'down']);
 }
 
+/**
+ * `ip neigh replace IP dev D nud failed`: the node stops using IP as a next hop at once (with
+ * fib_multipath_use_neigh), as a router's health checker would take a dead server out.
+ */
+export function setNeighFailed(ns: string, dev: string, addr: string): Out {
+  return ip(ns, ['neigh', 'replace', addr, 'dev', dev, 'nud', 'failed']);
+}
+
+/** `ip neigh flush to IP dev D`: forget IP's entry, so the next packet resolves it afresh (no error when there is none). */
+export function flushNeigh(ns: string, dev: string, addr: string): Out {
+  return ip(ns, ['neigh', 'flush', 'to', addr, 'dev', dev]);
+}
+
 /** Whether a device is administratively up (`ip link` flags). */
 export async function linkIsUp(ns: string, dev: string): Promise<Result<boolean, ExecError>> {
   const r = await ip(ns, ['-j', 'link', 'show', 'dev', dev]);

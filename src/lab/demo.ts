@@ -270,7 +270,7 @@ export async function runDemo(o: DemoOptions): Promise<Result<DemoReport, DemoFa
       check(servers.length < 2 || servers.filter((s) => (serversBefore[s] ?? 0) > 0).length >= 2, 'server-failure', `expected ${ECMP_FLOWS} flows spread over ${home}'s servers: ${JSON.stringify(serversBefore)}`);
       must(await labFailHeal(o.id, o.runDir, 'fail', 'server', busiest));
       const failedAt = Date.now();
-      detail(`${busiest}'s port down; new flows until the DC router's neighbour entry for it fails:`);
+      detail(`${busiest}'s port down and the DC router's health check marks it failed; new flows:`);
       let lost = 0;
       for (;;) {
         const { value, d } = await measure(() => flows(first, site.port, ECMP_FLOWS, 'moved'));

@@ -6,9 +6,13 @@
  * node behind it loses its carrier and keeps its configuration (setting the node's own device
  * down would flush its routes, and healing would not bring them back).
  *
- * - `server ams-s1`: the server's port on the DC bridge goes down. The DC keeps announcing while
- *   another server is up; the kernel stops choosing the dead next hop once its neighbour entry
- *   fails (fib_multipath_use_neigh).
+ * - `server ams-s1`: the server's port on the DC bridge goes down, and the DC router's neighbour
+ *   entry for it is set to FAILED, standing in for the health checker a real DC runs: the kernel
+ *   then stops choosing it as a next hop at once (fib_multipath_use_neigh). ARP alone does not
+ *   do it here: on the lab's kernels the entry of a dead server behind the bridge keeps being
+ *   confirmed while traffic flows (DELAY → REACHABLE without a probe), so new flows hashed to it
+ *   were lost for 5 to 20 s and more. Healing brings the port up and flushes the entry, so the
+ *   server is resolved afresh. The DC keeps announcing while another server is up.
  * - `dc ams`: every server port of the DC goes down; the server bridge loses its carrier, BIRD
  *   (`check link`) drops the anycast routes and withdraws them; each city moves to its next DC.
  * - `link ams` / `link lon`: a router's port on the exchange goes down; its BGP sessions end
@@ -18,7 +22,7 @@
  * the plan's preferences give over the DCs still reachable, each city timed on its own.
  */
 import { err, ok, type Result } from '../lib/result.ts';
-import { linkIsUp, setLinkUp } from '../kernel/labnet.ts';
+import { flushNeigh, linkIsUp, setLinkUp, setNeighFailed } from '../kernel/labnet.ts';
 import type { LabError } from './errors.ts';
 import { landsIn } from './landing.ts';
 import { labPrefix, nodeNs } from './names.ts';
@@ -90,6 +94,17 @@ async function expected(plan: LabPlan): Promise<Map<string, string | null>> {
   return out;
 }
 
+/** The DC router's neighbour entry of a failed or healed server (see the header). */
+async function serverNeigh(plan: LabPlan, target: string, action: 'fail' | 'heal'): Promise<LabError | null> {
+  const a = plan.agents.find((x) => x.node === target.replace('/', '-'));
+  const s = plan.dcs.find((d) => d.id === a?.dc)?.servers.find((x) => x.id === a?.server);
+  if (!a || !s) return null; // failTargets already refused unknown servers
+  const addr = s.address.split('/')[0] as string;
+  const ns = nodeNs(plan.prefix, a.dc);
+  const r = action === 'fail' ? await setNeighFailed(ns, 'lan0', addr) : await flushNeigh(ns, 'lan0', addr);
+  return r.ok ? null : { code: 'failed', path: `${a.dc}:lan0`, message: `neighbour ${addr} ${action === 'fail' ? 'failed' : 'flushed'}: ${r.error.message}`, cause: r.error };
+}
+
 /** Fails or heals `kind target` in lab `id`, then measures the cities' convergence. */
 export async function labFailHeal(id: string, runDir: string, action: 'fail' | 'heal', kind: FailKind, target: string, timeoutMs = 20_000): Promise<Result<FailReport, LabError>> {
   const st = readState(labDir(runDir, labPrefix(id)));
@@ -105,6 +120,10 @@ export async function labFailHeal(id: string, runDir: string, action: 'fail' | '
   for (const t of targets.value) {
     const r = await setLinkUp(nodeNs(plan.value.prefix, t.node), t.dev, action === 'heal');
     if (!r.ok) return err({ code: 'failed', path: `${t.node}:${t.dev}`, message: `link ${action === 'heal' ? 'up' : 'down'}: ${r.error.message}`, cause: r.error });
+  }
+  if (kind === 'server') {
+    const r = await serverNeigh(plan.value, target, action);
+    if (r) return err(r);
   }
   const changedAt = Date.now();
   const want = await expected(plan.value);

@@ -83,8 +83,6 @@ export interface LabSysctl {
   readonly node: string;
   readonly key: string;
   readonly value: string;
-  /** A per-device key: set once this device of the node exists. */
-  readonly dev?: string;
 }
 
 /** A BIRD instance. */
@@ -220,11 +218,6 @@ export function planLab(id: string, size: LabSize, doc: LabDocOptions = {}): Res
     // A server that stops answering ARP leaves the multipath route's choices (the others keep theirs).
     sysctls.push({ node: dc, key: 'net.ipv4.fib_multipath_use_neigh', value: '1' });
     sysctls.push({ node: dc, key: 'net.ipv4.conf.all.send_redirects', value: '0' });
-    // A dead server's neighbour entry must fail within seconds, not the default 15–45 s, for
-    // the multipath route to stop choosing it: confirmations expire after 1–3 s, then under
-    // traffic 1 s of delay and 3 probes 300 ms apart.
-    for (const [key, value] of [['base_reachable_time_ms', '2000'], ['delay_first_probe_time', '1'], ['retrans_time_ms', '300'], ['ucast_solicit', '3']] as const)
-      sysctls.push({ node: dc, key: `net.ipv4.neigh.lan0.${key}`, value, dev: 'lan0' });
     const servers: Array<{ id: string; node: string; address: string }> = [];
     for (let s = 0; s < size.servers; s++) {
       const sid = `s${s + 1}`;

@@ -155,7 +155,7 @@ async function build(plan: LabPlan, o: UpOptions, dir: string, log: (line: strin
   writeState(state);
   const sysctlsOf = (node: string): Array<[string, string]> => [
     ['net.ipv4.ip_forward', '1'], ['net.ipv4.conf.all.rp_filter', '0'], ['net.ipv4.conf.default.rp_filter', '0'], ['net.ipv6.conf.all.forwarding', '1'],
-    ...plan.sysctls.filter((s) => s.node === node && s.dev === undefined).map((s) => [s.key, s.value] as [string, string]),
+    ...plan.sysctls.filter((s) => s.node === node).map((s) => [s.key, s.value] as [string, string]),
   ];
   let e = await pool(plan.nodes, 4, async (n) =>
     step(n.name, 'netns add', await addNetns(n.ns)) ?? step(n.name, 'lo up', await loUp(n.ns)) ?? step(n.name, 'sysctls', await setSysctls(n.ns, sysctlsOf(n.name))));
@@ -193,9 +193,6 @@ async function build(plan: LabPlan, o: UpOptions, dir: string, log: (line: strin
     }
     return null;
   });
-  if (e) return err(e);
-  const perDevice = plan.sysctls.filter((s) => s.dev !== undefined);
-  e = await pool(perDevice, 4, async (s) => step(`${s.node}:${s.dev}`, `sysctl ${s.key}`, await setSysctls(ns(s.node), [[s.key, s.value]])));
   if (e) return err(e);
   phase('links');
 
