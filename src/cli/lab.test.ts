@@ -79,3 +79,22 @@ test('lab demo: sizes too small for its failures, bad store and id are usage err
     assert.equal(r.out, '', 'nothing ran');
   }
 });
+
+test('lab trace: missing or bad --from/--to are usage errors; a lab that is not there says so', async () => {
+  const runDir = await mkdtemp(join(tmpdir(), 'anyedge-lab-trace-'));
+  try {
+    const cases: Array<[string[], number, RegExp]> = [
+      [['trace', '--to', '203.0.113.100:21'], 2, /give --from EYEBALL and --to HOST:PORT/],
+      [['trace', '--from', 'lon-e1'], 2, /give --from EYEBALL and --to HOST:PORT/],
+      [['trace', '--from', 'lon-e1', '--to', '203.0.113.100'], 2, /--to: "203\.0\.113\.100": give an IPv4 address and a port/],
+      [['trace', '--from', 'lon-e1', '--to', '203.0.113.100:21', '--id', 'q9', '--run-dir', runDir], 1, /lab trace: .*aelq9\/state.json: no lab state here; is the lab up\?/],
+    ];
+    for (const [args, code, message] of cases) {
+      const r = await lab(...args);
+      assert.equal(r.code, code, `${args.join(' ')}: ${r.err}`);
+      assert.match(r.err, message);
+    }
+  } finally {
+    await rm(runDir, { recursive: true, force: true });
+  }
+});

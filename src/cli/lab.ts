@@ -9,6 +9,7 @@
  * anyedge lab fail dc ams        # then: lab heal dc ams (also server ams-s1, link ams|lon)
  * anyedge lab down
  * anyedge lab demo [--dcs 3 --servers 3 --store etcd|lmdb] [--json]   # up, the story on real traffic, down
+ * anyedge lab trace --from lon-e1 --to 203.0.113.100:21 [--json]
  * ```
  */
 import { spawn } from 'node:child_process';
@@ -27,6 +28,7 @@ import { labStatus, type LabStatus } from '../lab/status.ts';
 import { DEFAULT_RUN_DIR, labDir, readState } from '../lab/state.ts';
 import { FAIL_KINDS, labFailHeal, type FailKind, type FailReport } from '../lab/fail.ts';
 import { runLabDemo, type DemoFlags } from './lab-demo.ts';
+import { runLabTrace, type TraceFlags } from './lab-trace.ts';
 
 interface CommonFlags {
   readonly id?: string;
@@ -229,6 +231,11 @@ export function registerLabCommand(program: Command, io: Io, done: (code: number
     .option('--store <kind>', 'etcd (default) or lmdb')
     .option('--json', 'print the report as JSON (the narrative goes to stderr)')
     .action(async (o: DemoFlags) => done(await runLabDemo(o, io)));
+  withCommon(lab.command('trace').description('send one real TCP connection and report hop by hop which DC, which server and which rule handled it (counters as evidence)'))
+    .option('--from <eyeball>', 'the eyeball node, e.g. lon-e1')
+    .option('--to <host:port>', 'e.g. 203.0.113.100:21')
+    .option('--json', 'print JSON')
+    .action(async (o: TraceFlags) => done(await runLabTrace(o, io)));
   withCommon(lab.command('down').description('remove the lab: its processes, BPF pins, namespaces and files (also after a crash)'))
     .action(async (o: CommonFlags) => done(await runLabDown(o, io)));
   withCommon(lab.command('status').description('data centers, servers and their agents, BGP sessions, where each city lands, tenants and tunnels'))

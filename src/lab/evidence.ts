@@ -30,6 +30,8 @@ export interface ServerCounters {
   readonly greOut: number;
   /** GRE packets from the customer this server decapsulated. */
   readonly greIn: number;
+  /** Every named counter of the tenant's firewall (`rule_<id>`, `default_ingress`, …), in packets. */
+  readonly counters?: Readonly<Record<string, number>>;
 }
 
 /** Every server's counters and the customer router's tunnel counters. */
@@ -64,7 +66,8 @@ export async function snapshot(plan: LabPlan, site: LabSite, ruleId: string): Pr
         greIn += Number(s.decapPackets);
       }
     }
-    servers.push({ dc: a.dc, server: a.server, node: a.node, accepted: named(`rule_${ruleId}`), dropped: named('default_ingress'), greOut, greIn });
+    const counters = Object.fromEntries(c.value.filter((x) => x.kind === 'named').map((x) => [x.name, x.packets]));
+    servers.push({ dc: a.dc, server: a.server, node: a.node, accepted: named(`rule_${ruleId}`), dropped: named('default_ingress'), greOut, greIn, counters });
   }
   const cust = await new EdgeMaps(edgePins(site.bpf)).tunnelStats(CUSTOMER_STATS_IDX);
   if (!cust.ok) return fail(site.router, 'customer tunnel stats', cust.error);
@@ -76,7 +79,8 @@ export function delta(before: Snapshot, after: Snapshot): Snapshot {
   return {
     servers: after.servers.map((s) => {
       const b = before.servers.find((x) => x.node === s.node);
-      return { ...s, accepted: s.accepted - (b?.accepted ?? 0), dropped: s.dropped - (b?.dropped ?? 0), greOut: s.greOut - (b?.greOut ?? 0), greIn: s.greIn - (b?.greIn ?? 0) };
+      const counters = Object.fromEntries(Object.entries(s.counters ?? {}).map(([k, v]) => [k, v - (b?.counters?.[k] ?? 0)]));
+      return { ...s, accepted: s.accepted - (b?.accepted ?? 0), dropped: s.dropped - (b?.dropped ?? 0), greOut: s.greOut - (b?.greOut ?? 0), greIn: s.greIn - (b?.greIn ?? 0), counters };
     }),
     customer: { greOut: after.customer.greOut - before.customer.greOut, greIn: after.customer.greIn - before.customer.greIn },
   };
