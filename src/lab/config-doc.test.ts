@@ -27,8 +27,8 @@ test('withoutRules drops acme/ftp from Acme only; the document still validates',
   assert.deepEqual({ ...held.value, config: null }, { ...full.value, config: null });
 });
 
-test('labRule gives the seed rule (TCP 21 to 203.0.113.100 for Acme) and nothing for unknown names', () => {
-  assert.deepEqual(labRule('acme/ftp'), { id: 'ftp', description: 'the TCP service on 203.0.113.100', direction: 'ingress', dst: ['203.0.113.100'], protocol: 'tcp', dport: [21], action: 'accept' });
+test('labRule gives the seed rule (TCP 20–21 to 203.0.113.100 for Acme) and nothing for unknown names', () => {
+  assert.deepEqual(labRule('acme/ftp'), { id: 'ftp', description: 'the TCP service on 203.0.113.100', direction: 'ingress', dst: ['203.0.113.100'], protocol: 'tcp', dport: ['20-21'], action: 'accept' });
   assert.deepEqual(labRule('acme/ftp'), labRules(LAB_CUSTOMERS[0]!)[0]);
   assert.equal(labRule('acme/ssh'), undefined);
   assert.equal(labRule('initech/ftp'), undefined);

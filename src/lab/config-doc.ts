@@ -28,6 +28,8 @@ export interface LabCustomer {
   readonly host: string;
   /** Port of the host's TCP echo service. */
   readonly port: number;
+  /** Ports the tenant's `ftp` rule opens to the host (the seed's Acme rule: TCP 20–21). */
+  readonly openPorts: string;
   readonly key?: number;
   /** Our inner address of the tunnel (with length), and the customer's. */
   readonly inner?: { readonly ours: string; readonly theirs: string };
@@ -44,17 +46,17 @@ export const LAB_ANYCAST = {
 /** Acme and Globex, as in examples/acme.yaml. */
 export const LAB_CUSTOMERS: readonly LabCustomer[] = [
   {
-    tenant: 'acme', name: 'Acme Corp', prefix: '203.0.113.0/25', routerIp: '198.51.100.200', lanGateway: '203.0.113.1/25', host: '203.0.113.100/25', port: 21,
+    tenant: 'acme', name: 'Acme Corp', prefix: '203.0.113.0/25', routerIp: '198.51.100.200', lanGateway: '203.0.113.1/25', host: '203.0.113.100/25', port: 21, openPorts: '20-21',
     inner: { ours: '192.0.2.252/31', theirs: '192.0.2.253/31' },
   },
-  { tenant: 'globex', name: 'Globex', prefix: '203.0.113.128/25', routerIp: '198.51.100.201', lanGateway: '203.0.113.129/25', host: '203.0.113.130/25', port: 21, key: 42 },
+  { tenant: 'globex', name: 'Globex', prefix: '203.0.113.128/25', routerIp: '198.51.100.201', lanGateway: '203.0.113.129/25', host: '203.0.113.130/25', port: 21, openPorts: '21', key: 42 },
 ];
 
 /** A customer's firewall rules as the seed has them: its TCP service open, ping rate-limited. */
 export function labRules(c: LabCustomer): Array<Record<string, unknown>> {
   const host = c.host.split('/')[0] as string;
   return [
-    { id: 'ftp', description: `the TCP service on ${host}`, direction: 'ingress', dst: [host], protocol: 'tcp', dport: [c.port], action: 'accept' },
+    { id: 'ftp', description: `the TCP service on ${host}`, direction: 'ingress', dst: [host], protocol: 'tcp', dport: [c.openPorts], action: 'accept' },
     { id: 'ping', direction: 'ingress', protocol: 'icmp', icmp: { type: 'echo-request' }, action: 'rate-limit', rateLimit: { pps: 100 } },
   ];
 }

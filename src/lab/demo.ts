@@ -203,7 +203,7 @@ export async function runDemo(o: DemoOptions): Promise<Result<DemoReport, DemoFa
       return { flows: value, perDc: perDcOf(d) };
     });
 
-    const provisioned = await step('provision', `POST /v1/tenants/${site.tenant}/firewall/rules with the seed's rule (TCP ${site.port} to ${site.hostIp})`, async () => {
+    const provisioned = await step('provision', `POST /v1/tenants/${site.tenant}/firewall/rules with the seed's rule (TCP ${String((labRule(DEMO_RULE)?.dport as unknown[] | undefined)?.[0] ?? site.port)} to ${site.hostIp})`, async () => {
       const body = labRule(DEMO_RULE);
       const r = await api!.call('POST', `/v1/tenants/${site.tenant}/firewall/rules`, body);
       check(r.status === 201, 'provision', `the API refused the rule (${r.status}): ${JSON.stringify(r.body)}`);
