@@ -402,6 +402,34 @@ test('a firewall-only change is one nft transaction without reading the kernel; 
   assert.ok(r.log.of('applied').some((e) => e.trigger === 'drift' && e.steps > 0), r.log.text());
 });
 
+test('drift checks take at most a tenth of the time: a slow full pass spaces them out', async () => {
+  const l = await lab();
+  await writeConfig(l.writer, acmeConfig());
+  const server = await fakeServer();
+  // A kernel whose whole read takes ≥ 60 ms (a big server): with drift checks asked every 20 ms,
+  // they must come no more often than every 600 ms.
+  const list = server.kernel.links.list.bind(server.kernel.links);
+  let firstRead = true;
+  const kernel = new Proxy(server.kernel, {
+    get: (target, prop, receiver) =>
+      prop === 'links'
+        ? { ...target.links, list: async (...a: Parameters<typeof list>) => (firstRead && ((firstRead = false), await new Promise((r) => setTimeout(r, 60))), list(...a)) }
+        : (Reflect.get(target, prop, receiver) as unknown),
+  });
+  const r = await startAgent(l, server, { env: { ...server.env, kernel }, driftCheckMs: 20 });
+  await applied(r, 1);
+  // Every full pass pays the 60 ms once (the proxy re-arms below), so each spaces the next.
+  const rearm = setInterval(() => (firstRead = true), 5);
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+  } finally {
+    clearInterval(rearm);
+  }
+  const drifts = r.outcomes.length - 1;
+  assert.ok(drifts >= 1, `a drift pass ran at all (log:\n${r.log.text()})`);
+  assert.ok(drifts <= 3, `${drifts} drift passes in 1.5 s with full passes of ≥ 60 ms`);
+});
+
 test('a kernel failure half-way through an apply is repaired by the retry', async () => {
   const l = await lab();
   const rev = await writeConfig(l.writer, acmeConfig());

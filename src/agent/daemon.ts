@@ -172,6 +172,8 @@ export class Agent {
   #retryTimer: TimerHandle = undefined;
   #heartbeatTimer: TimerHandle = undefined;
   #driftTimer: TimerHandle = undefined;
+  /** How long the last full pass took, ms: drift checks keep to a tenth of the agent's time. */
+  #lastFullPassMs = 0;
   /** What the kernel was last made equal to; unknown (undefined) after any failure. */
   #kernelDesired: DesiredServer | undefined;
   #healthTimer: TimerHandle = undefined;
@@ -554,6 +556,10 @@ export class Agent {
           return fail('apply', `apply at revision ${revision}: ${report.applied.length} of ${p.value.length} steps done, failed at ${f.step.path} (${f.step.what}): ${f.error.message}; the next pass starts from what is there now`);
         }
       }
+      if (!fast) {
+        this.#lastFullPassMs = performance.now() - t0;
+        this.#scheduleDriftCheck();
+      }
       this.#kernelDesired = d.value;
       const seconds = (performance.now() - t0) / 1000;
       this.#retryBackoff.reset();
@@ -612,13 +618,20 @@ export class Agent {
     })().finally(() => (this.#statusWriting = null));
   }
 
+  /**
+   * (Re)arms the drift check: `driftCheckMs` after now, or ten times the last full pass if that is
+   * longer. Called at start and after every full pass, so a pass run for another reason counts.
+   */
   #scheduleDriftCheck(): void {
+    this.#clock.clearTimeout(this.#driftTimer);
     if (this.#stopped) return;
-    this.#driftTimer = this.#clock.setTimeout(() => {
-      this.#requestReconcile('drift');
-      this.#scheduleDriftCheck();
-    }, this.#o.driftCheckMs ?? 30_000);
+    // A server of a thousand tenants takes minutes to read whole: drift checks get at most a
+    // tenth of the agent's time, so changes are not kept waiting behind them.
+    const delay = Math.max(this.#o.driftCheckMs ?? 30_000, 10 * this.#lastFullPassMs);
+    this.#driftTimer = this.#clock.setTimeout(() => this.#requestReconcile('drift'), delay);
   }
+
+
 
   #scheduleHeartbeat(): void {
     if (this.#stopped) return;
