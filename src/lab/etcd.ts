@@ -4,25 +4,11 @@
  * members to the test process instead). Loopback only: the agents run in the host namespace
  * and act on their server namespaces with --netns.
  */
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { err, ok, type Result } from '../lib/result.ts';
 import type { LabError } from './errors.ts';
 import { aliveWithMark, sleep, spawnDetached } from './procs.ts';
-
-/** `n` TCP ports free on 127.0.0.1 right now. */
-export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-      const s = createServer();
-      s.once('error', reject);
-      s.listen(0, '127.0.0.1', () => resolve(s));
-    })),
-  );
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-  return ports;
-}
+import { freePorts } from '../lib/ports.ts';
 
 /** A started etcd. */
 export interface LabEtcd {
@@ -47,6 +33,8 @@ export async function startEtcd(prefix: string, dir: string, deadlineMs = 20_000
     '--initial-advertise-peer-urls', peerUrl,
     '--initial-cluster', `${prefix}=${peerUrl}`,
     '--initial-cluster-token', `${prefix}-lab`,
+    // Whole-config applies are one transaction (etcd's default allows 128 operations).
+    '--max-txn-ops', '16384',
     '--log-level', 'warn',
   ], log);
   if (!pid.ok) return pid;

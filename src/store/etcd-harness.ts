@@ -6,7 +6,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import type { HarnessOptions, StoreFactory, StoreHarness } from './contract.ts';
 import { openEtcdStore, type EtcdConfigStore, type EtcdStoreOptions } from './etcd.ts';
 import type { ConfigStore, JsonValue } from './types.ts';
+import { freePorts } from '../lib/ports.ts';
 
 /** One member: its name, URLs and data directory. */
 export interface EtcdMember {
@@ -36,20 +36,6 @@ const allProcs = new Set<ChildProcess>();
 process.once('exit', () => {
   for (const p of allProcs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
 });
-
-/** `n` distinct TCP ports free on 127.0.0.1 right now (held open together so none repeats). */
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-      const s = createServer();
-      s.once('error', reject);
-      s.listen(0, '127.0.0.1', () => resolve(s));
-    })),
-  );
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-  return ports;
-}
 
 async function fetchJson(url: string, body?: unknown, ms = 1000): Promise<unknown> {
   const res = await fetch(url, {
