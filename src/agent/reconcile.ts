@@ -116,6 +116,16 @@ function withMarker(d: DesiredNft): { batch: NftJson; shape: string } {
   return { batch, shape: nftShape(batch.nftables.slice(3), true) };
 }
 
+/** The one step that replaces a whole firewall table in one nft transaction; `batch` is `withMarker(t).batch`. */
+function nftStep(env: ReconcileEnv, t: DesiredNft, batch: NftJson, action: 'create' | 'update'): Step {
+  return {
+    action,
+    path: t.path,
+    what: `nft -j -f (table ${t.table.family} ${t.table.name}, ${batch.nftables.length} commands) (${nsLabel(t.ns)})`,
+    run: async () => kr(t.path, await env.kernel.nft.apply(t.ns, batch)),
+  };
+}
+
 function hopsText(r: { nexthops: readonly { dev: string; via?: string; weight: number; onlink?: true }[] }): string {
   const single = r.nexthops.length === 1;
   return r.nexthops
@@ -325,7 +335,7 @@ export async function plan(env: ReconcileEnv, d: DesiredServer): Promise<R<Step[
         if (!listing.ok) return listing;
         if (nftShape(listing.value.nftables, false) === shape) continue;
       }
-      step(adds, cur ? 'update' : 'create', t.path, `nft -j -f (table ${t.table.family} ${t.table.name}, ${batch.nftables.length} commands) (${nsLabel(ns)})`, async () => kr(t.path, await k.nft.apply(ns, batch)));
+      adds.push(nftStep(env, t, batch, cur ? 'update' : 'create'));
     }
     for (const x of tables) {
       if (!x.owned || want.some((t) => t.table.family === x.family && t.table.name === x.name)) continue;
@@ -418,13 +428,7 @@ export function nftOnlySteps(env: ReconcileEnv, prev: DesiredServer, next: Desir
   for (const [i, t] of next.nft.entries()) {
     const old = prev.nft[i] as DesiredNft;
     if (JSON.stringify(old.batch) === JSON.stringify(t.batch)) continue;
-    const { batch } = withMarker(t);
-    steps.push({
-      action: 'update',
-      path: t.path,
-      what: `nft -j -f (table ${t.table.family} ${t.table.name}, ${batch.nftables.length} commands) (${nsLabel(t.ns)})`,
-      run: async () => kr(t.path, await env.kernel.nft.apply(t.ns, batch)),
-    });
+    steps.push(nftStep(env, t, withMarker(t).batch, 'update'));
   }
   return steps.length ? steps : null;
 }

@@ -36,7 +36,7 @@ import { Etcd3, type IKeyValue, type IOptions, type IRequestOp, type ICompare, t
 import type { Duplex } from 'node:stream';
 import type { Issue } from '../model/issue.ts';
 import { err, ok, type Result } from '../lib/result.ts';
-import { checkKey, checkPrefix, checkRevision, checkTxn, type CheckedOp, type CheckedTxn } from './request.ts';
+import { checkKey, checkPrefix, checkRevision, checkTxn, deleteTxn, putTxn, type CheckedOp, type CheckedTxn } from './request.ts';
 import type {
   Condition,
   ConfigStore,
@@ -363,12 +363,12 @@ export class EtcdConfigStore implements ConfigStore {
 
   /** {@inheritDoc ConfigStore.put} */
   async put(key: string, value: unknown, expect?: Expect): Promise<Result<WriteResult, StoreError>> {
-    return this.#write('put', { if: expect ? [{ ...expect, key }] : [], then: [{ op: 'put', key, value }] });
+    return this.#write('put', putTxn(key, value, expect));
   }
 
   /** {@inheritDoc ConfigStore.delete} */
   async delete(key: string, expect?: Expect): Promise<Result<WriteResult, StoreError>> {
-    return this.#write('delete', { if: expect ? [{ ...expect, key }] : [], then: [{ op: 'delete', key }] });
+    return this.#write('delete', deleteTxn(key, expect));
   }
 
   /** {@inheritDoc ConfigStore.deletePrefix} */

@@ -24,7 +24,7 @@ import { resolve as resolvePath } from 'node:path';
 import { ABORT, open, type Database, type RootDatabase, type Transaction } from 'lmdb';
 import type { Issue } from '../model/issue.ts';
 import { err, ok, type Result } from '../lib/result.ts';
-import { checkKey, checkPrefix, checkRevision, checkTxn, compareKeys, type CheckedOp, type CheckedTxn } from './request.ts';
+import { checkKey, checkPrefix, checkRevision, checkTxn, compareKeys, deleteTxn, putTxn, type CheckedOp, type CheckedTxn } from './request.ts';
 import type {
   ConfigStore,
   Expect,
@@ -249,12 +249,12 @@ export class LmdbConfigStore implements ConfigStore {
 
   /** {@inheritDoc ConfigStore.put} */
   async put(key: string, value: unknown, expect?: Expect): Promise<Result<WriteResult, StoreError>> {
-    return this.#write('put', { if: expect ? [{ ...expect, key }] : [], then: [{ op: 'put', key, value }] });
+    return this.#write('put', putTxn(key, value, expect));
   }
 
   /** {@inheritDoc ConfigStore.delete} */
   async delete(key: string, expect?: Expect): Promise<Result<WriteResult, StoreError>> {
-    return this.#write('delete', { if: expect ? [{ ...expect, key }] : [], then: [{ op: 'delete', key }] });
+    return this.#write('delete', deleteTxn(key, expect));
   }
 
   /** {@inheritDoc ConfigStore.deletePrefix} */

@@ -4,7 +4,7 @@
  * same way (`bad_request`) on LMDB and etcd, and never after half a write.
  */
 import { err, ok, type Result } from '../lib/result.ts';
-import type { Condition, JsonValue, Op, StoreError, TxnRequest } from './types.ts';
+import type { Condition, Expect, JsonValue, Op, StoreError, TxnRequest } from './types.ts';
 
 /**
  * Longest key in UTF-8 bytes. LMDB's default page size caps keys at 1978 bytes including
@@ -188,4 +188,14 @@ export function checkRevision(op: string, revision: unknown): Result<number, Sto
  */
 export function compareKeys(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+/** The transaction of `put(key, value, expect)`: every backend's put is one. */
+export function putTxn(key: string, value: unknown, expect?: Expect): TxnRequest {
+  return { if: expect ? [{ ...expect, key }] : [], then: [{ op: 'put', key, value }] };
+}
+
+/** The transaction of `delete(key, expect)`. */
+export function deleteTxn(key: string, expect?: Expect): TxnRequest {
+  return { if: expect ? [{ ...expect, key }] : [], then: [{ op: 'delete', key }] };
 }
