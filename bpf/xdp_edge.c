@@ -14,6 +14,7 @@
 #include "anyedge.h"
 #include "maps.h"
 #include "parse.h"
+#include "sample.h"
 
 static __always_inline int stage_gre_decap(struct xdp_md *ctx)
 {
@@ -111,6 +112,7 @@ static __always_inline int stage_gre_decap(struct xdp_md *ctx)
 SEC("xdp")
 int xdp_edge(struct xdp_md *ctx)
 {
+	dos_sample(ctx); /* detection: looks, never drops */
 	return stage_gre_decap(ctx);
 }
 
