@@ -10,6 +10,8 @@ packages=(
   tshark python3-scapy tcpdump iputils-ping hping3 iperf3
   # the data plane: netns, veth, routes and rules, nftables
   iproute2 nftables ethtool
+  # the DoS benchmark's comparison (bench/dos-drop.bench.ts): iptables raw, legacy and nft
+  iptables
   # eBPF build and loading
   clang llvm libbpf-dev bpftool libc6-dev gcc-multilib
   # distributed config store and BGP for the lab
