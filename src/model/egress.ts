@@ -40,6 +40,9 @@ export const countrySchema = z.string().transform((s, ctx) => {
 /** Traffic classes of egress addresses: reputation is kept apart per class. */
 export const EGRESS_CLASSES = ['trusted', 'untrusted'] as const;
 
+/** An egress traffic class. */
+export type EgressClass = (typeof EGRESS_CLASSES)[number];
+
 /** Smallest slice: fewer ports than this per server is too few concurrent flows to be useful. */
 export const SLICE_MIN = 64;
 /** Largest slice: half the port space, since slice 0 is reserved and one server needs one slice. */
@@ -76,9 +79,14 @@ export const egressPoolSchema = z.strictObject({
 /** Stored egress pool. */
 export type EgressPool = z.output<typeof egressPoolSchema>;
 
-/** Which data center owns an egress address (`/egress/assign/<ip>`). */
+/**
+ * Which data center owns an egress address (`/egress/assign/<ip>`). An IPv4 address is shared by
+ * the port slices of all the data center's servers; an IPv6 address (plenty of them) is one
+ * server's, named by `server` (validate.ts checks it is there for IPv6 and absent for IPv4).
+ */
 export const egressAssignmentSchema = z.strictObject({
   dc: idSchema('dc id'),
+  server: idSchema('server id').optional(),
 });
 
 /** Stored egress assignment. */

@@ -140,9 +140,9 @@ test('egress pools lie inside egress ranges, apart; assignments name a pool addr
   assert.deepEqual(issuesOf(doc), [
     'egress/pools/outside.cidrs.0: 198.51.100.128/27 is not inside any of anycast.egressRanges (198.51.100.64/26); egress addresses must be announced: add the range there or pick addresses inside one',
     'egress/pools/overlap.cidrs.0: 198.51.100.64/28 overlaps egress/pools/nl-trusted.cidrs.0 (198.51.100.64/27); an address belongs to one pool',
-    'egress/assign/198.51.100.96.dc: data center chi has 2 servers but egress/pools/us-untrusted (sliceSize 32768) gives an address only 1 port slices; lower sliceSize to 16384 or assign the address elsewhere',
     'egress/assign/198.51.100.250: 198.51.100.250 is not in any egress pool; only pool addresses can be assigned to a data center',
     'egress/assign/198.51.100.250.dc: no data center "sin"; known: ams, chi',
+    'egress/assign/198.51.100.96.dc: data center chi has 2 servers but its 1 egress address tagged untrusted/US (sliceSize 32768, 1 port slice each) hold only 1; assign 1 more address of that tag to chi or lower sliceSize of egress/pools/us-untrusted to 16384',
   ]);
 });
 
@@ -182,14 +182,34 @@ test('a reference to an object that failed its own schema is not also called dan
   ]);
 });
 
-test('a data center too big for any slice size is told so, not given an impossible size', () => {
+test('a data center with more servers than its addresses of a tag hold is told how many more it needs', () => {
   const doc = acme();
   const servers: Record<string, unknown> = {};
-  // 1024 servers: more than the 1023 slices of the smallest slice size (64 ports).
+  // 1024 servers: far more than the 31 slices of one 2048-port address.
   for (let i = 0; i < 1024; i++) servers[`s${i}`] = { uplink: 'eth0', addresses: [`10.${i >> 8}.${i & 255}.1/24`] };
   doc.dcs.ams.servers = servers;
   assert.deepEqual(issuesOf(doc), [
-    'egress/assign/198.51.100.64.dc: data center ams has 1024 servers but egress/pools/nl-trusted (sliceSize 2048) gives an address only 31 port slices; even sliceSize 64 gives only 1023; assign the address to a smaller data center',
+    'egress/assign/198.51.100.64.dc: data center ams has 1024 servers but its 1 egress address tagged trusted/NL (sliceSize 2048, 31 port slices each) hold only 31; assign 33 more addresses of that tag to ams',
+  ]);
+  // Enough addresses of the tag (17 × 63 slices of 1024 ports): server k takes a slice of address k div 63.
+  doc.egress.pools['nl-trusted'].sliceSize = 1024;
+  for (let i = 1; i < 17; i++) doc.egress.assign[`198.51.100.${64 + i}`] = { dc: 'ams' };
+  assert.deepEqual(issuesOf(doc), []);
+});
+
+test('an IPv6 egress address names one server of its data center; an IPv4 one names none', () => {
+  const doc = acme();
+  doc.anycast.egressRanges.push('2001:db8:e0::/48');
+  doc.egress.pools.v6 = { cidrs: ['2001:db8:e0::/64'], tags: { class: 'trusted', country: 'NL' } };
+  doc.egress.assign['2001:db8:e0::1'] = { dc: 'ams', server: 's1' };
+  assert.deepEqual(issuesOf(doc), []);
+  doc.egress.assign['2001:db8:e0::2'] = { dc: 'ams' };
+  doc.egress.assign['2001:db8:e0::3'] = { dc: 'ams', server: 's3' };
+  doc.egress.assign['198.51.100.64'] = { dc: 'ams', server: 's1' };
+  assert.deepEqual(issuesOf(doc), [
+    "egress/assign/198.51.100.64.server: 198.51.100.64 is an IPv4 egress address, shared by all of ams's servers through port slices; remove server",
+    "egress/assign/2001:db8:e0::2.server: 2001:db8:e0::2 is an IPv6 egress address, which belongs to one server: name one of ams's servers (s1, s2)",
+    'egress/assign/2001:db8:e0::3.server: data center ams has no server "s3"; did you mean "s1"?; known: s1, s2',
   ]);
 });
 

@@ -272,8 +272,11 @@ function checkEgress(config: Config, broken: ReadonlySet<string>, out: Issue[]):
     out.push(issue(outer.owner === inner.owner ? 'duplicate' : 'overlap', inner, `${inner.text} overlaps ${ref(outer)} (${outer.text}); an address belongs to one pool`));
 
   const poolBroken = [...broken].some((b) => b.startsWith('egress/pools/'));
+  // IPv4 addresses per (data center, tag group): their slices must hold all its servers.
+  const groups = new Map<string, { dc: string; pool: string; sliceSize: number; tag: string; first: string; count: number }>();
   for (const [ip, assignment] of Object.entries(config.egress.assign)) {
     const path = ['egress', 'assign', ip];
+    const family = familyOf(ip);
     // A pool may list nested prefixes of its own; count it once.
     const poolIds = [...new Set(pools.containing(hostCidr(mustIp(ip))))];
     if (poolIds.length === 0 && !poolBroken)
@@ -283,22 +286,41 @@ function checkEgress(config: Config, broken: ReadonlySet<string>, out: Issue[]):
         out.push(issue('unknown_dc', { path, field: ['dc'] }, `no data center ${JSON.stringify(assignment.dc)}${didYouMean(assignment.dc, Object.keys(config.dcs))}; known: ${Object.keys(config.dcs).join(', ') || 'none'}`));
       continue;
     }
-    const servers = Object.keys(config.dcs[assignment.dc]!.servers).length;
+    const dcServers = Object.keys(config.dcs[assignment.dc]!.servers);
+    if (family === 6) {
+      // IPv6 addresses are plentiful: one per server, no slices.
+      if (assignment.server === undefined)
+        out.push(issue('missing_server', { path, field: ['server'] }, `${ip} is an IPv6 egress address, which belongs to one server: name one of ${assignment.dc}'s servers (${dcServers.join(', ') || 'none'})`));
+      else if (!dcServers.includes(assignment.server) && !broken.has(`dcs/${assignment.dc}/servers/${assignment.server}`))
+        out.push(issue('unknown_server', { path, field: ['server'] }, `data center ${assignment.dc} has no server ${JSON.stringify(assignment.server)}${didYouMean(assignment.server, dcServers)}; known: ${dcServers.join(', ') || 'none'}`));
+      continue;
+    }
+    if (assignment.server !== undefined)
+      out.push(issue('unexpected_server', { path, field: ['server'] }, `${ip} is an IPv4 egress address, shared by all of ${assignment.dc}'s servers through port slices; remove server`));
     for (const p of poolIds) {
       const pool = config.egress.pools[p]!;
-      const slices = slicesPerAddress(pool.sliceSize);
-      if (servers > slices)
-        out.push(
-          issue(
-            'too_many_servers',
-            { path, field: ['dc'] },
-            `data center ${assignment.dc} has ${plural(servers, 'server')} but egress/pools/${p} (sliceSize ${pool.sliceSize}) gives an address only ${slices} port slices; ` +
-              (slicesPerAddress(SLICE_MIN) >= servers
-                ? `lower sliceSize to ${largestSliceFor(servers)} or assign the address elsewhere`
-                : `even sliceSize ${SLICE_MIN} gives only ${slicesPerAddress(SLICE_MIN)}; assign the address to a smaller data center`),
-          ),
-        );
+      const tag = `${pool.tags.class}/${pool.tags.country}`;
+      const key = `${assignment.dc} ${tag} ${pool.sliceSize}`;
+      const g = groups.get(key);
+      if (g) g.count++;
+      else groups.set(key, { dc: assignment.dc, pool: p, sliceSize: pool.sliceSize, tag, first: ip, count: 1 });
     }
+  }
+  for (const g of groups.values()) {
+    const servers = Object.keys(config.dcs[g.dc]!.servers).length;
+    const slices = slicesPerAddress(g.sliceSize);
+    const needed = Math.ceil(servers / slices);
+    if (g.count >= needed) continue;
+    const more = needed - g.count;
+    const smaller = slicesPerAddress(SLICE_MIN) * g.count >= servers ? ` or lower sliceSize of egress/pools/${g.pool} to ${largestSliceFor(Math.ceil(servers / g.count))}` : '';
+    out.push(
+      issue(
+        'too_many_servers',
+        { path: ['egress', 'assign', g.first], field: ['dc'] },
+        `data center ${g.dc} has ${plural(servers, 'server')} but its ${plural(g.count, 'egress address', 'egress addresses')} tagged ${g.tag} (sliceSize ${g.sliceSize}, ${plural(slices, 'port slice')} each) hold only ${g.count * slices}; ` +
+          `assign ${plural(more, 'more address', 'more addresses')} of that tag to ${g.dc}${smaller}`,
+      ),
+    );
   }
 }
 
