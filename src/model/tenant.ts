@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { descriptionSchema, displayNameSchema } from './id.ts';
 import { cidrSchema } from './net.ts';
+import { tenantDosSchema } from './detection.ts';
 
 /**
  * Tenant status: `active` is served; `suspended` keeps the configuration but announces and
@@ -26,6 +27,8 @@ export const tenantSchema = z.strictObject({
     .string()
     .regex(/^sha256:[0-9a-f]{64}$/, { error: 'must be "sha256:" followed by 64 lower-case hex digits (the hash of the API token, never the token)' })
     .optional(),
+  /** DoS settings of the tenant: `detection` (model/detection.ts), defaults when absent. */
+  dos: tenantDosSchema.optional(),
 });
 
 /** Stored tenant (without its children). */
