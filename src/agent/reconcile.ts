@@ -25,6 +25,7 @@ import { decapKeyText, decapText, encapText } from '../kernel/bpf/maps-api.ts';
 import type { BpfError } from '../kernel/bpf/bpftool.ts';
 import type { AttachApi, EdgeProgName } from '../kernel/attach.ts';
 import { nsLabel } from '../kernel/errors.ts';
+import { egressAddrSteps } from './egress.ts';
 
 /** What the reconciler acts on. */
 export interface ReconcileEnv {
@@ -264,6 +265,12 @@ export async function plan(env: ReconcileEnv, d: DesiredServer): Promise<R<Step[
       return !r.ok && r.error.code === 'exists' ? ok(undefined) : kr(a.path, r);
     });
   }
+
+  // Egress addresses on lo (agent/egress.ts).
+  const egress = await egressAddrSteps(k, d);
+  if (!egress.ok) return egress;
+  adds.push(...egress.value.adds);
+  dels.push(...egress.value.dels);
 
   // Routes, per (namespace, table) we own routes in.
   for (const { ns, table } of d.routeTables) {

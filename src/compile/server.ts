@@ -58,6 +58,7 @@ import type { DecapEntry, DecapKey, EncapEntry } from '../kernel/bpf/edge.ts';
 import { compileFirewall } from './firewall/compile.ts';
 import { macOf, shortHash, SlotAllocator } from './server/alloc.ts';
 import { compileTransitNft } from './server/transit.ts';
+import { compileServerEgress, type DesiredEgress } from './egress/desired.ts';
 
 /** Where and how to compile. */
 export interface ServerOptions {
@@ -184,6 +185,8 @@ export interface DesiredServer {
   readonly tunnels: readonly DesiredTunnel[];
   /** What the compiler left out and why (e.g. IPv6-outer GRE, not carried yet). */
   readonly warnings: readonly string[];
+  /** Egress addresses on `lo` (compile/egress/); their SNAT table is among `nft`. */
+  readonly egress?: DesiredEgress;
 }
 
 /** A compile failure: a value with a code, the object path and the cause. */
@@ -450,6 +453,9 @@ export function compileServer(config: Config, where: { dc: string; server: strin
   const transitTable = `${P}transit`;
   out.nft.push({ path: 'server/transit/nft', ns: serverNs, table: { family: 'inet', name: transitTable }, batch: compileTransitNft(transitTable, fwmark, transitPrefixes, transitPrefixes6, wireNames) as unknown as NftJson });
   out.attach.push({ path: 'server/uplink', ns: serverNs, dev: server.uplink, hook: 'xdp', prog: 'xdpEdge' });
+  const egress = compileServerEgress(config, where, P, serverNs);
+  if (!egress.ok) return fail(egress.error.code === 'not_found' ? 'not_found' : 'invalid', egress.error.path, egress.error.message);
+  if (egress.value.nft) out.nft.push(egress.value.nft);
 
   return {
     ok: true,
@@ -462,6 +468,7 @@ export function compileServer(config: Config, where: { dc: string; server: strin
       ...out,
       endpoints: endpoints4.map((ip) => ({ path: `anycast/greEndpoints/${ip}`, ip })),
       warnings,
+      egress: egress.value.egress,
     },
   };
 }
