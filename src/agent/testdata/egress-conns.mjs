@@ -1,3 +1,4 @@
+/* global setTimeout, clearTimeout */
 // Test helper for agent/egress.linux.test.ts, run inside a test namespace.
 //   server PORT            listen on 0.0.0.0:PORT; answer each connection with "<ip>:<port>\n"
 //                          (the source it sees) and keep it open; prints "ready" when listening
