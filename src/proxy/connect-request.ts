@@ -38,7 +38,7 @@ export interface ConnectRequest {
 /** A refusal: the status to answer with and a sentence saying why and what to do. */
 export interface HttpError {
   readonly code: 'http';
-  readonly status: 400 | 405 | 408 | 431 | 502 | 503 | 504 | 505;
+  readonly status: 400 | 403 | 405 | 408 | 431 | 502 | 503 | 504 | 505;
   readonly reason: string;
   /** Extra reply headers (e.g. `Allow` for 405). */
   readonly headers?: Readonly<Record<string, string>>;
