@@ -1,0 +1,84 @@
+/**
+ * Where a flood was stopped, from the kernel's counters on every server: the XDP verdicts of its
+ * uplink as the veth driver counts them (frames seen, dropped, sent back), and xdp_edge's own
+ * global counters (edge_counters: every reason the program counts, e.g. the DoS stage's). A
+ * snapshot before and after the attack gives what the attack moved; summed over the servers,
+ * XDP drops against what hping3 sent says whether the flood died on the uplinks.
+ */
+import { err, ok, type Result } from '../lib/result.ts';
+import { EdgeMaps } from '../kernel/bpf/edge.ts';
+import { edgePins } from '../kernel/bpf/loader.ts';
+import { xdpQueueStats, type XdpQueueStats } from '../kernel/xdp-stats.ts';
+import type { LabError } from './errors.ts';
+import type { LabPlan } from './topology.ts';
+
+/** The device every lab server's agent attaches xdp_edge to (topology.ts). */
+export const SERVER_UPLINK = 'eth0';
+
+/** One server's counters. */
+export interface ServerAttackCounters {
+  readonly node: string;
+  readonly dc: string;
+  readonly xdp: XdpQueueStats;
+  /** xdp_edge's edge_counters by name, summed over CPUs. */
+  readonly edge: Readonly<Record<string, number>>;
+}
+
+/** Every server's counters at one moment. */
+export type AttackSnapshot = readonly ServerAttackCounters[];
+
+/** Reads every server's counters. */
+export async function attackSnapshot(plan: LabPlan): Promise<Result<AttackSnapshot, LabError>> {
+  const out: ServerAttackCounters[] = [];
+  for (const a of plan.agents) {
+    const xdp = await xdpQueueStats(a.ns, SERVER_UPLINK);
+    if (!xdp.ok) return err({ code: 'failed', path: a.node, message: `XDP counters of ${a.node}'s ${SERVER_UPLINK}: ${xdp.error.message}; is the lab up (anyedge lab status)?`, cause: xdp.error });
+    const edge = await new EdgeMaps(edgePins(a.bpf)).counters();
+    if (!edge.ok) return err({ code: 'failed', path: a.node, message: `edge counters of ${a.node}: ${edge.error.message}; is its agent running (anyedge lab status)?`, cause: edge.error });
+    out.push({ node: a.node, dc: a.dc, xdp: xdp.value, edge: Object.fromEntries(Object.entries(edge.value).map(([k, v]) => [k, Number(v)])) });
+  }
+  return ok(out);
+}
+
+/** What moved between two snapshots, per server (pure). */
+export function attackDelta(before: AttackSnapshot, after: AttackSnapshot): AttackSnapshot {
+  return after.map((s) => {
+    const b = before.find((x) => x.node === s.node);
+    const xdp = {
+      packets: s.xdp.packets - (b?.xdp.packets ?? 0),
+      drops: s.xdp.drops - (b?.xdp.drops ?? 0),
+      tx: s.xdp.tx - (b?.xdp.tx ?? 0),
+      redirects: s.xdp.redirects - (b?.xdp.redirects ?? 0),
+    };
+    const edge = Object.fromEntries(Object.entries(s.edge).map(([k, v]) => [k, v - (b?.edge[k] ?? 0)]).filter(([, v]) => v !== 0));
+    return { node: s.node, dc: s.dc, xdp, edge };
+  });
+}
+
+/** A delta summed over the servers. */
+export interface AttackTotals {
+  readonly xdpPackets: number;
+  readonly xdpDrops: number;
+  readonly xdpTx: number;
+  /** Edge counters that moved, summed. */
+  readonly edge: Readonly<Record<string, number>>;
+  /** Servers whose XDP dropped anything, with how much. */
+  readonly dropsByServer: Readonly<Record<string, number>>;
+}
+
+/** Sums a delta (pure). */
+export function attackTotals(d: AttackSnapshot): AttackTotals {
+  const edge: Record<string, number> = {};
+  const dropsByServer: Record<string, number> = {};
+  let xdpPackets = 0;
+  let xdpDrops = 0;
+  let xdpTx = 0;
+  for (const s of d) {
+    xdpPackets += s.xdp.packets;
+    xdpDrops += s.xdp.drops;
+    xdpTx += s.xdp.tx;
+    if (s.xdp.drops) dropsByServer[s.node] = s.xdp.drops;
+    for (const [k, v] of Object.entries(s.edge)) edge[k] = (edge[k] ?? 0) + v;
+  }
+  return { xdpPackets, xdpDrops, xdpTx, edge, dropsByServer };
+}
