@@ -10,6 +10,7 @@
  * anyedge lab down
  * anyedge lab demo [--dcs 3 --servers 3 --store etcd|lmdb] [--json]   # up, the story on real traffic, down
  * anyedge lab trace --from lon-e1 --to 203.0.113.100:21 [--json]
+ * anyedge lab attack syn|udp [--seconds 10 --pps 10000 --from nyc-e1 --legit lon-e1] [--json]
  * ```
  */
 import { spawn } from 'node:child_process';
@@ -29,6 +30,7 @@ import { DEFAULT_RUN_DIR, labDir, readState } from '../lab/state.ts';
 import { FAIL_KINDS, labFailHeal, type FailKind, type FailReport } from '../lab/fail.ts';
 import { runLabDemo, type DemoFlags } from './lab-demo.ts';
 import { runLabTrace, type TraceFlags } from './lab-trace.ts';
+import { ATTACK_DEFAULTS, runLabAttack, type AttackFlags } from './lab-attack.ts';
 
 interface CommonFlags {
   readonly id?: string;
@@ -236,6 +238,15 @@ export function registerLabCommand(program: Command, io: Io, done: (code: number
     .option('--to <host:port>', 'e.g. 203.0.113.100:21')
     .option('--json', 'print JSON')
     .action(async (o: TraceFlags) => done(await runLabTrace(o, io)));
+  withCommon(lab.command('attack').description('a bounded hping3 SYN or UDP flood from one eyeball against Acme while another keeps using it; the mitigation installed through the REST API; judged by the servers\' XDP counters'))
+    .argument('<kind>', 'syn | udp')
+    .option('--seconds <s>', `how long the flood lasts at most (default ${ATTACK_DEFAULTS.seconds})`)
+    .option('--pps <n>', `packets per second asked of hping3 (default ${ATTACK_DEFAULTS.pps})`)
+    .option('--from <eyeball>', 'the attacking eyeball (default: another city landing in the legitimate client\'s DC, if any)')
+    .option('--legit <eyeball>', 'the legitimate client\'s eyeball (default: the first city\'s)')
+    .option('--keep-rule', 'leave the mitigation rule in the store (it expires after 10 minutes)')
+    .option('--json', 'print the report as JSON')
+    .action(async (kind: string, o: AttackFlags) => done(await runLabAttack(kind, o, io)));
   withCommon(lab.command('down').description('remove the lab: its processes, BPF pins, namespaces and files (also after a crash)'))
     .action(async (o: CommonFlags) => done(await runLabDown(o, io)));
   withCommon(lab.command('status').description('data centers, servers and their agents, BGP sessions, where each city lands, tenants and tunnels'))
