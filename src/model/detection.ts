@@ -12,6 +12,7 @@
  * policy is written there directly. Rule ids are deterministic (`auto-<tenant>-<hash>`), so every
  * server detecting the same attack writes the same key and they converge on one rule.
  */
+import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { idSchema } from './id.ts';
 import { dosRuleSchema } from './dos.ts';
@@ -170,3 +171,16 @@ export const proposalSchema = z.strictObject({
 
 /** A stored proposal. */
 export type Proposal = z.output<typeof proposalSchema>;
+
+let eventSeq = 0;
+
+/**
+ * A fresh event id: the time (13-digit ms, so keys sort by time), a per-process counter (so one
+ * writer's events of the same millisecond keep their order), the writer (`dc/server` with `/` as
+ * `.`, or `operator`) and 6 random hex digits (two writers in the same millisecond).
+ */
+export function newEventId(nowMs: number, by: string): string {
+  const who = by.replace(/[^A-Za-z0-9-]/g, '.').slice(0, 60);
+  eventSeq = (eventSeq + 1) % 0x1000000;
+  return `${String(Math.max(0, Math.floor(nowMs))).padStart(13, '0')}-${eventSeq.toString(16).padStart(6, '0')}-${who}-${randomBytes(3).toString('hex')}`;
+}
