@@ -14,7 +14,8 @@
  *   extra times toward each city, so each city prefers a different DC and falls back to the next
  *   one when its DC withdraws.
  * - A city router announces its eyeball subnet and the customer routers it connects, and
- *   installs what it learns by BGP into its kernel.
+ *   installs what it learns by BGP into its kernel. The Internet host runs the same configuration
+ *   announcing nothing: it only learns the anycast and egress ranges.
  *
  * Timers are short (keepalive 1 s, hold 3 s, retries 1 s): the lab is on one machine and its
  * convergence after a failure is what it measures.
@@ -41,12 +42,16 @@ export interface DcBirdInput {
   readonly anycast: readonly string[];
   /** Next hops: the servers' uplink addresses. */
   readonly servers: readonly string[];
+  /** The DC's own server LAN, announced as unicast (no prepends), so the Internet can answer a server's own address. */
+  readonly lan?: string;
   readonly neighbors: readonly BirdNeighbor[];
 }
 
 /** Inputs of a city router's configuration. */
 export interface CityBirdInput {
   readonly city: string;
+  /** What it is, for the header; default `Internet router of city <city>`. */
+  readonly what?: string;
   readonly labPrefix: string;
   readonly routerId: string;
   readonly as: number;
@@ -90,6 +95,15 @@ export function dcBirdConfig(i: DcBirdInput): string {
   const hops = i.servers.map((s) => `via ${s}`).join(' ');
   for (const r of i.anycast) lines.push(`  route ${r} ${hops};`);
   lines.push('}');
+  if (i.lan !== undefined) {
+    lines.push('');
+    lines.push('# The servers\' own (unicast) addresses: only this DC has them. Connected in the kernel,');
+    lines.push('# so this blackhole is only announced (the kernel protocol does not export it).');
+    lines.push('protocol static own_lan {');
+    lines.push('  ipv4;');
+    lines.push(`  route ${i.lan} blackhole;`);
+    lines.push('}');
+  }
   for (const n of i.neighbors) {
     lines.push('');
     lines.push(`protocol bgp ${n.name} {`);
@@ -99,7 +113,8 @@ export function dcBirdConfig(i: DcBirdInput): string {
     lines.push('  ipv4 {');
     lines.push('    import all;');
     const prepend = Array.from({ length: n.prepend ?? 0 }, () => ` bgp_path.prepend(${i.as});`).join('');
-    lines.push(`    export filter { if proto = "anycast" then {${prepend} accept; } reject; };`);
+    const unicast = i.lan !== undefined ? ' if proto = "own_lan" then accept;' : '';
+    lines.push(`    export filter { if proto = "anycast" then {${prepend} accept; }${unicast} reject; };`);
     lines.push('  };');
     lines.push('}');
   }
@@ -109,7 +124,7 @@ export function dcBirdConfig(i: DcBirdInput): string {
 /** The city router's bird.conf. */
 export function cityBirdConfig(i: CityBirdInput): string {
   const lines: string[] = [];
-  header(lines, `Internet router of city ${i.city} (AS ${i.as})`, i.labPrefix, i.routerId);
+  header(lines, `${i.what ?? `Internet router of city ${i.city}`} (AS ${i.as})`, i.labPrefix, i.routerId);
   lines.push('protocol kernel {');
   lines.push('  ipv4 {');
   lines.push('    import none;');

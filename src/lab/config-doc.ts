@@ -1,16 +1,19 @@
 /**
  * The config document the lab writes to its store: its data centers and servers, the platform's
- * anycast ranges, and two tenants as in examples/acme.yaml — Acme (203.0.113.0/25, FTP open on
+ * anycast ranges, soft-unicast egress (four pools: two countries, GB and US — the countries of
+ * the first two cities' eyeballs — times both classes, each with one address per data center),
+ * and two tenants as in examples/acme.yaml — Acme (203.0.113.0/25, FTP open on
  * 203.0.113.100, a tunnel with inner addresses) and Globex
  * (203.0.113.128/25, a keyed tunnel) — each with its tunnel to its customer router.
  */
+import { intToIpv4, ipv4ToInt } from './addressing.ts';
 
 /** One data center of the lab, as the config needs it. */
 export interface LabDcDoc {
   readonly id: string;
   readonly name: string;
-  /** The DC router's address on the exchange LAN, with its length. */
-  readonly backbone: string;
+  /** The DC router's addresses on the backbone and on the exchange LAN, with their lengths. */
+  readonly backbone: readonly string[];
   /** Server id → uplink address with length. */
   readonly servers: ReadonlyArray<{ readonly id: string; readonly address: string }>;
 }
@@ -42,6 +45,24 @@ export const LAB_ANYCAST = {
   services: ['198.51.100.2', '198.51.100.3'],
   egressRanges: ['198.51.100.64/26'],
 } as const;
+
+/**
+ * The egress pools: 198.51.100.64/26 (DESIGN §4) cut into four /28s, one per country × class.
+ * Address 1 + d of every pool belongs to data center d (so every DC can serve every tag); the
+ * rest stay unassigned, for the tests that move or add addresses.
+ */
+export const LAB_EGRESS_POOLS = [
+  { id: 'gb-trusted', cidr: '198.51.100.64/28', class: 'trusted', country: 'GB' },
+  { id: 'gb-untrusted', cidr: '198.51.100.80/28', class: 'untrusted', country: 'GB' },
+  { id: 'us-trusted', cidr: '198.51.100.96/28', class: 'trusted', country: 'US' },
+  { id: 'us-untrusted', cidr: '198.51.100.112/28', class: 'untrusted', country: 'US' },
+] as const;
+
+/** The egress address of `pool` that data center `d` (its index in the lab) owns. */
+export function labEgressIp(pool: (typeof LAB_EGRESS_POOLS)[number], d: number): string {
+  // Not the pool's first address: some tools treat a prefix's network address as unusable.
+  return intToIpv4(ipv4ToInt(pool.cidr.split('/')[0] as string) + 1 + d);
+}
 
 /** Acme and Globex, as in examples/acme.yaml. */
 export const LAB_CUSTOMERS: readonly LabCustomer[] = [
@@ -85,7 +106,7 @@ export function labConfigDoc(dcs: readonly LabDcDoc[], opts: LabDocOptions = {})
     dcDocs[dc.id] = {
       name: dc.name,
       location: 'anyedge lab',
-      backbone: [dc.backbone],
+      backbone: [...dc.backbone],
       servers: Object.fromEntries(dc.servers.map((s) => [s.id, { uplink: 'eth0', addresses: [s.address] }])),
     };
   }
@@ -112,19 +133,14 @@ export function labConfigDoc(dcs: readonly LabDcDoc[], opts: LabDocOptions = {})
       },
     };
   }
-  const first = dcs[0]?.id;
-  const second = dcs[1]?.id ?? first;
   return {
     dcs: dcDocs,
     anycast: { ranges: [...LAB_ANYCAST.ranges], greEndpoints: [...LAB_ANYCAST.greEndpoints], services: [...LAB_ANYCAST.services], egressRanges: [...LAB_ANYCAST.egressRanges] },
     tenants,
     dos: { rules: { chargen: { description: 'chargen reflection; nobody needs UDP from port 19', match: { protocol: 'udp', sport: [19] }, action: 'drop' } } },
     egress: {
-      pools: {
-        'nl-trusted': { cidrs: ['198.51.100.64/27'], tags: { class: 'trusted', country: 'NL' }, sliceSize: 2048 },
-        'us-untrusted': { cidrs: ['198.51.100.96/27'], tags: { class: 'untrusted', country: 'US' } },
-      },
-      assign: { '198.51.100.64': { dc: first }, '198.51.100.96': { dc: second } },
+      pools: Object.fromEntries(LAB_EGRESS_POOLS.map((p) => [p.id, { cidrs: [p.cidr], tags: { class: p.class, country: p.country }, sliceSize: 2048 }])),
+      assign: Object.fromEntries(LAB_EGRESS_POOLS.flatMap((p) => dcs.map((dc, d) => [labEgressIp(p, d), { dc: dc.id }]))),
     },
   };
 }

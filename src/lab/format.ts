@@ -31,7 +31,9 @@ export function formatPlan(p: LabPlan): string {
   out.push('');
   out.push('# BGP');
   for (const b of p.bird) out.push(`bird ${b.node} (${b.kind}) AS ${b.as}: sessions ${b.sessions.join(' ')}`);
-  for (const c of p.cities) out.push(`city ${c.id} AS ${c.as} eyeball ${c.eyeballIp}: prefers ${c.prefers.join(' > ')}`);
+  for (const c of p.cities) out.push(`city ${c.id} AS ${c.as} eyeball ${c.eyeballIp} (${c.country}): prefers ${c.prefers.join(' > ')}`);
+  out.push(`internet ${p.internet.node} AS ${p.internet.as} ${p.internet.ip} http/${p.internet.httpPort} echo/${p.internet.echoPort}: prefers ${p.internet.prefers.join(' > ')}`);
+  out.push(`backbone ${p.backbone}: ${p.dcs.map((d) => `${d.id} ${d.backboneIp}`).join(', ')}`);
   out.push('');
   out.push('# agents');
   for (const a of p.agents) out.push(`agent ${a.dc}/${a.server} netns ${a.ns} --prefix ${a.prefix} --bpf ${a.bpf}`);

@@ -97,7 +97,8 @@ test('lab up 2×2: BGP, TCP through anycast GRE from two cities landing in two D
   // BGP: every session of every router is established; each city's route to Acme goes to its DC.
   const st = await labStatus(id, runDir);
   if (!st.ok) assert.fail(st.error.message);
-  assert.equal(st.value.bgp.length, 8, JSON.stringify(st.value.bgp));
+  // Each DC router with both cities and the Internet host, each city and the Internet host with both DCs.
+  assert.equal(st.value.bgp.length, 12, JSON.stringify(st.value.bgp));
   assert.ok(st.value.bgp.every((b) => b.established), JSON.stringify(st.value.bgp));
   assert.deepEqual(st.value.cities.map((c) => [c.city, c.landsIn]), [['lon', 'ams'], ['nyc', 'chi']]);
   const status = await cli('status', '--json');

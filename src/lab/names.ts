@@ -28,6 +28,15 @@ export const LAB_DC_NAMES: Readonly<Record<string, string>> = {
 /** Eyeball cities, in order: `--cities N` takes the first N. */
 export const LAB_CITIES = ['lon', 'nyc', 'ber', 'hkg', 'mel', 'rio', 'osa', 'cpt'] as const;
 
+/**
+ * The country of each city's eyeballs (ISO 3166-1 alpha-2, as egress pools are tagged): every
+ * city is its own country, so two cities are two countries, and a proxy picks egress addresses
+ * by the eyeball's country.
+ */
+export const LAB_CITY_COUNTRIES: Readonly<Record<(typeof LAB_CITIES)[number], string>> = {
+  lon: 'GB', nyc: 'US', ber: 'DE', hkg: 'HK', mel: 'AU', rio: 'BR', osa: 'JP', cpt: 'ZA',
+};
+
 /** Characters of agent prefixes: one per server, so at most 36 servers per lab. */
 const AGENT_CHARS = '0123456789abcdefghijklmnopqrstuvwxyz';
 

@@ -7,16 +7,25 @@
  * ```
  *  eyeball ── city router ──┐                         ┌── DC router ══ lan0 bridge ══ servers (agents)
  *  (per city, /30)          ├── exchange LAN (br0) ───┤   (per DC, BIRD, ECMP L4 hash)
- *  customer router ─(/32)───┘   one bridge, eBGP      └── …
- *    └── customer host (203.0.113.x, TCP echo)
+ *  customer router ─(/32)───┤   one bridge, eBGP      └── …        ║
+ *    └── customer host      │                                      ║ bb0
+ *  Internet host (inet) ────┘                         backbone LAN (bb:br0), every DC router
+ *  (web + echo, BGP for the egress ranges)
  * ```
+ *
+ * The backbone is private (no BGP): each DC router has a static route to every other DC's server
+ * LAN through that DC's backbone address, so a server can send an encapsulated packet straight
+ * to a server of another DC (XDP steering forwards egress replies to their owner that way). The
+ * Internet host stands for the destinations of proxied egress: it learns the anycast and egress
+ * ranges from every DC by eBGP (DC d prepends d times, so it prefers the first DC) and serves
+ * HTTP and TCP echo on its exchange address; tshark captures there.
  */
 import { err, ok, type Result } from '../lib/result.ts';
 import type { LabError } from './errors.ts';
-import { allocate, hostAddr, hostIp, subnetCidr, type Subnet } from './addressing.ts';
+import { allocate, eyeballSubnet, hostAddr, hostIp, subnetCidr, type Subnet } from './addressing.ts';
 import { cityBirdConfig, dcBirdConfig } from './bird.ts';
 import { LAB_ANYCAST, LAB_CUSTOMERS, labConfigDoc, type LabCustomer, type LabDocOptions } from './config-doc.ts';
-import { agentPrefix, LAB_CITIES, LAB_DC_NAMES, LAB_DCS, labPrefix, MAX_SERVERS_TOTAL, nodeNs } from './names.ts';
+import { agentPrefix, LAB_CITIES, LAB_CITY_COUNTRIES, LAB_DC_NAMES, LAB_DCS, labPrefix, MAX_SERVERS_TOTAL, nodeNs } from './names.ts';
 
 /** Sizes of a lab. */
 export interface LabSize {
@@ -32,9 +41,15 @@ export const DEFAULT_SIZE: LabSize = { dcs: 3, servers: 3, cities: 3 };
 export const PLATFORM_AS = 64512;
 /** City c is AS CITY_AS_BASE + c. */
 export const CITY_AS_BASE = 64601;
+/** The Internet host's AS. */
+export const INTERNET_AS = 64700;
+/** The Internet host's HTTP service (answers with the client address and port it saw). */
+export const INTERNET_HTTP_PORT = 80;
+/** The Internet host's TCP echo service (for long-lived connections). */
+export const INTERNET_ECHO_PORT = 7;
 
 /** What a node is. */
-export type NodeRole = 'exchange' | 'dc-router' | 'server' | 'city-router' | 'eyeball' | 'customer-router' | 'customer-host';
+export type NodeRole = 'exchange' | 'backbone' | 'dc-router' | 'server' | 'city-router' | 'eyeball' | 'customer-router' | 'customer-host' | 'internet';
 
 /** A network namespace of the lab. */
 export interface LabNode {
@@ -88,7 +103,7 @@ export interface LabSysctl {
 /** A BIRD instance. */
 export interface LabBird {
   readonly node: string;
-  readonly kind: 'dc' | 'city';
+  readonly kind: 'dc' | 'city' | 'internet';
   readonly as: number;
   /** Its BGP protocols, by name (the neighbor's id). */
   readonly sessions: readonly string[];
@@ -112,6 +127,8 @@ export interface LabDc {
   readonly id: string;
   readonly router: string;
   readonly ixIp: string;
+  /** The DC router's address on the backbone LAN. */
+  readonly backboneIp: string;
   readonly lan: string;
   /** Its servers, with their uplink address (address/length). */
   readonly servers: ReadonlyArray<{ readonly id: string; readonly node: string; readonly address: string }>;
@@ -125,6 +142,8 @@ export interface LabCity {
   readonly ixIp: string;
   readonly eyeball: string;
   readonly eyeballIp: string;
+  /** The eyeballs' country (ISO 3166-1 alpha-2). */
+  readonly country: string;
   /** Data centers by BGP preference (AS-path length): the first is where its traffic lands. */
   readonly prefers: readonly string[];
 }
@@ -139,6 +158,19 @@ export interface LabSite extends LabCustomer {
   readonly gateway: string;
   /** Its own copy of the edge programs (no GRE module needed), pinned here under /sys/fs/bpf. */
   readonly bpf: string;
+}
+
+/** The Internet host: the destination of proxied egress. */
+export interface LabInternet {
+  readonly node: string;
+  readonly ip: string;
+  readonly as: number;
+  readonly httpPort: number;
+  readonly echoPort: number;
+  /** Its interface on the exchange, where tshark captures. */
+  readonly dev: string;
+  /** Data centers by BGP preference for the anycast and egress ranges. */
+  readonly prefers: readonly string[];
 }
 
 /** The whole plan. */
@@ -156,6 +188,9 @@ export interface LabPlan {
   readonly dcs: readonly LabDc[];
   readonly cities: readonly LabCity[];
   readonly sites: readonly LabSite[];
+  readonly internet: LabInternet;
+  /** The backbone LAN (CIDR). */
+  readonly backbone: string;
   /** The config document for the store. */
   readonly config: Record<string, unknown>;
 }
@@ -182,15 +217,16 @@ export function planLab(id: string, size: LabSize, doc: LabDocOptions = {}): Res
 
   const subnets = allocate(
     [
-      { path: 'exchange', hosts: size.dcs + size.cities },
+      { path: 'exchange', hosts: size.dcs + size.cities + 1 },
       ...dcIds.map((d) => ({ path: `dcs/${d}/lan`, hosts: size.servers + 1 })),
-      ...cityIds.map((c) => ({ path: `cities/${c}/eyeballs`, hosts: 2 })),
+      { path: 'backbone', hosts: size.dcs },
     ],
     'servers',
   );
   if (!subnets.ok) return subnets;
   const net = (path: string): Subnet => subnets.value.get(path) as Subnet;
   const ix = net('exchange');
+  const bb = net('backbone');
 
   const nodes: LabNode[] = [];
   const bridges: LabBridge[] = [];
@@ -206,12 +242,15 @@ export function planLab(id: string, size: LabSize, doc: LabDocOptions = {}): Res
 
   node('ix', 'exchange');
   bridges.push({ node: 'ix', dev: 'br0', addrs: [] });
+  node('bb', 'backbone');
+  bridges.push({ node: 'bb', dev: 'br0', addrs: [] });
 
   dcIds.forEach((dc, d) => {
     const lan = net(`dcs/${dc}/lan`);
     const ixIp = hostIp(ix, 1 + d);
     node(dc, 'dc-router');
     links.push({ a: { node: dc, dev: 'ix0', addrs: [hostAddr(ix, 1 + d)] }, b: { node: 'ix', dev: dc, addrs: [], master: 'br0' } });
+    links.push({ a: { node: dc, dev: 'bb0', addrs: [hostAddr(bb, 1 + d)] }, b: { node: 'bb', dev: dc, addrs: [], master: 'br0' } });
     bridges.push({ node: dc, dev: 'lan0', addrs: [hostAddr(lan, 1)] });
     // L4 hash: the flows of one eyeball spread over the servers, each flow stays on one.
     sysctls.push({ node: dc, key: 'net.ipv4.fib_multipath_hash_policy', value: '1' });
@@ -230,11 +269,13 @@ export function planLab(id: string, size: LabSize, doc: LabDocOptions = {}): Res
       servers.push({ id: sid, node: name, address });
       agents.push({ dc, server: sid, node: name, ns: nodeNs(prefix, name), prefix: agentPrefix(prefix, d * size.servers + s), bpf: nodeNs(prefix, name) });
     }
-    dcs.push({ id: dc, router: dc, ixIp, lan: subnetCidr(lan), servers });
+    dcs.push({ id: dc, router: dc, ixIp, backboneIp: hostIp(bb, 1 + d), lan: subnetCidr(lan), servers });
   });
+  // The backbone: every DC router reaches every other DC's servers through that DC's router.
+  for (const from of dcs) for (const to of dcs) if (from !== to) routes.push({ node: from.router, dst: to.lan, via: to.backboneIp });
 
   cityIds.forEach((city, c) => {
-    const eye = net(`cities/${city}/eyeballs`);
+    const eye = eyeballSubnet(c);
     const ixIp = hostIp(ix, 1 + size.dcs + c);
     node(city, 'city-router');
     node(`${city}-e1`, 'eyeball');
@@ -243,8 +284,14 @@ export function planLab(id: string, size: LabSize, doc: LabDocOptions = {}): Res
     routes.push({ node: `${city}-e1`, dst: 'default', via: hostIp(eye, 1) });
     // City c prefers DC c (mod the DC count), then the next ones in turn.
     const prefers = dcIds.map((_, k) => dcIds[(c + k) % size.dcs] as string);
-    cities.push({ id: city, as: CITY_AS_BASE + c, router: city, ixIp, eyeball: `${city}-e1`, eyeballIp: hostIp(eye, 2), prefers });
+    cities.push({ id: city, as: CITY_AS_BASE + c, router: city, ixIp, eyeball: `${city}-e1`, eyeballIp: hostIp(eye, 2), country: LAB_CITY_COUNTRIES[city], prefers });
   });
+
+  // The Internet host, last on the exchange.
+  const inetIp = hostIp(ix, 1 + size.dcs + size.cities);
+  node('inet', 'internet');
+  links.push({ a: { node: 'inet', dev: 'ix0', addrs: [hostAddr(ix, 1 + size.dcs + size.cities)], txOff: true }, b: { node: 'ix', dev: 'inet', addrs: [], master: 'br0' } });
+  const internet: LabInternet = { node: 'inet', ip: inetIp, as: INTERNET_AS, httpPort: INTERNET_HTTP_PORT, echoPort: INTERNET_ECHO_PORT, dev: 'ix0', prefers: [...dcIds] };
 
   // Acme behind the first city, Globex behind the last.
   LAB_CUSTOMERS.forEach((cust, k) => {
@@ -268,28 +315,39 @@ export function planLab(id: string, size: LabSize, doc: LabDocOptions = {}): Res
 
   const anycast = [...LAB_CUSTOMERS.map((c) => c.prefix), ...LAB_ANYCAST.ranges, ...LAB_ANYCAST.egressRanges];
   dcs.forEach((dc, d) => {
-    const neighbors = cities.map((city, c) => ({ name: city.id, ip: city.ixIp, as: city.as, prepend: (((d - c) % size.dcs) + size.dcs) % size.dcs }));
+    const neighbors = [
+      ...cities.map((city, c) => ({ name: city.id, ip: city.ixIp, as: city.as, prepend: (((d - c) % size.dcs) + size.dcs) % size.dcs })),
+      { name: internet.node, ip: internet.ip, as: internet.as, prepend: d },
+    ];
     bird.push({
       node: dc.router, kind: 'dc', as: PLATFORM_AS, sessions: neighbors.map((n) => n.name),
-      config: dcBirdConfig({ dc: dc.id, labPrefix: prefix, routerId: dc.ixIp, as: PLATFORM_AS, localIp: dc.ixIp, anycast, servers: dc.servers.map((s) => s.address.split('/')[0] as string), neighbors }),
+      config: dcBirdConfig({ dc: dc.id, labPrefix: prefix, routerId: dc.ixIp, as: PLATFORM_AS, localIp: dc.ixIp, anycast, lan: dc.lan, servers: dc.servers.map((s) => s.address.split('/')[0] as string), neighbors }),
     });
   });
   cities.forEach((city, c) => {
-    const announce = [subnetCidr(net(`cities/${city.id}/eyeballs`)), ...sites.filter((s) => s.city === city.id).map((s) => `${s.routerIp}/32`)];
+    const announce = [subnetCidr(eyeballSubnet(c)), ...sites.filter((s) => s.city === city.id).map((s) => `${s.routerIp}/32`)];
     const neighbors = dcs.map((dc) => ({ name: dc.id, ip: dc.ixIp, as: PLATFORM_AS }));
     bird.push({
       node: city.router, kind: 'city', as: CITY_AS_BASE + c, sessions: neighbors.map((n) => n.name),
       config: cityBirdConfig({ city: city.id, labPrefix: prefix, routerId: city.ixIp, as: CITY_AS_BASE + c, localIp: city.ixIp, announce, neighbors }),
     });
   });
+  {
+    // It originates nothing: its address is on the exchange, which every DC router is on.
+    const neighbors = dcs.map((dc) => ({ name: dc.id, ip: dc.ixIp, as: PLATFORM_AS }));
+    bird.push({
+      node: internet.node, kind: 'internet', as: internet.as, sessions: neighbors.map((n) => n.name),
+      config: cityBirdConfig({ city: internet.node, what: 'the Internet host', labPrefix: prefix, routerId: internet.ip, as: internet.as, localIp: internet.ip, announce: [], neighbors }),
+    });
+  }
 
   const config = labConfigDoc(dcs.map((dc) => ({
     id: dc.id,
     name: LAB_DC_NAMES[dc.id] ?? dc.id,
-    backbone: `${dc.ixIp}/${ix.len}`,
+    backbone: [`${dc.backboneIp}/${bb.len}`, `${dc.ixIp}/${ix.len}`],
     servers: dc.servers.map((s) => ({ id: s.id, address: s.address })),
   })), doc);
-  return ok({ id, prefix, size, nodes, bridges, links, routes, sysctls, bird, agents, dcs, cities, sites, config });
+  return ok({ id, prefix, size, nodes, bridges, links, routes, sysctls, bird, agents, dcs, cities, sites, internet, backbone: subnetCidr(bb), config });
 }
 
 /** The node of a short name or full netns name, if the plan has it. */

@@ -2,8 +2,8 @@
  * `lab up`: builds a plan (topology.ts) on this machine. In order: namespaces (forwarding on,
  * reverse-path filter off), bridges, veths and addresses, the customers' GRE tunnel ends, static
  * routes; the store (a detached etcd on loopback, or an LMDB directory) with the lab's config
- * written through it (validated); the customers' TCP echo services; BIRD on every router; one
- * agent per server. Then it waits until every BGP session is established and every agent has
+ * written through it (validated); the customers' TCP echo services and the Internet host's HTTP
+ * and echo services; BIRD on every router (and the Internet host); one agent per server. Then it waits until every BGP session is established and every agent has
  * applied the config. The state file records each object and pid as soon as it exists, so
  * `lab down` can remove a half-built lab; a failed `lab up` removes what it made itself.
  */
@@ -24,6 +24,7 @@ import type { LabError } from './errors.ts';
 import { LINK_POOL } from './addressing.ts';
 import { bgpSessions, birdConfigPath, birdSocket } from './bgp.ts';
 import { buildCustomerTunnel } from './customer.ts';
+import { internetServerScript } from './internet.ts';
 import { startEtcd } from './etcd.ts';
 import { labDown } from './down.ts';
 import { labPrefix, nodeNs } from './names.ts';
@@ -245,6 +246,16 @@ async function build(plan: LabPlan, o: UpOptions, dir: string, log: (line: strin
     const up = await waitUntil(5000, async () => readLog(logFile).includes('listening'));
     if (!up) return err({ code: 'failed', path: `sites/${site.tenant}/echo`, message: `the echo service on ${site.hostIp}:${site.port} did not start:\n${tail(logFile)}` });
   }
+  {
+    // The Internet host's HTTP and echo services (the destinations of proxied egress).
+    const inet = plan.internet;
+    const logFile = internetLog(dir);
+    const pid = spawnDetached('internet', ['ip', 'netns', 'exec', ns(inet.node), process.execPath, '-e', internetServerScript(inet), `${prefix}-internet`], logFile);
+    if (!pid.ok) return pid;
+    addProc({ role: 'internet', node: inet.node, pid: pid.value, log: logFile });
+    const up = await waitUntil(5000, async () => readLog(logFile).includes('listening'));
+    if (!up) return err({ code: 'failed', path: 'internet', message: `the Internet host's services on ${inet.ip}:${inet.httpPort},${inet.echoPort} did not start:\n${tail(logFile)}` });
+  }
 
   // 6. BIRD on every router, each with its own config and control socket.
   for (const b of plan.bird) {
@@ -300,6 +311,11 @@ async function build(plan: LabPlan, o: UpOptions, dir: string, log: (line: strin
   if (applied) return err(applied);
   phase('agents applied the config');
   return ok({ state, phases });
+}
+
+/** The log of the Internet host's services: one JSON line per accepted connection. */
+export function internetLog(dir: string): string {
+  return join(dir, 'logs', 'internet.log');
 }
 
 function readLog(file: string): string {
