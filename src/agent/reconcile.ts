@@ -26,17 +26,21 @@ import type { BpfError } from '../kernel/bpf/bpftool.ts';
 import type { AttachApi, EdgeProgName } from '../kernel/attach.ts';
 import { nsLabel } from '../kernel/errors.ts';
 import { egressAddrSteps } from './egress.ts';
+import { planDos, type DosInput } from './dos-reconcile.ts';
+import type { DosMapsApi } from '../kernel/bpf/dos.ts';
 
 /** What the reconciler acts on. */
 export interface ReconcileEnv {
   readonly kernel: Kernel;
   readonly bpf: BpfMapsApi;
   readonly attach: AttachApi;
+  /** The XDP DoS stage's maps (agent/dos-reconcile.ts); without it DoS rules are left alone. */
+  readonly dos?: DosMapsApi;
 }
 
 /** A failure: code, the object's path, the operation and the cause underneath. */
 export interface ReconcileError {
-  readonly code: 'kernel' | 'bpf' | 'conflict';
+  readonly code: 'kernel' | 'bpf' | 'conflict' | 'invalid';
   readonly path: string;
   readonly op: string;
   readonly message: string;
@@ -136,7 +140,7 @@ function hopsText(r: { nexthops: readonly { dev: string; via?: string; weight: n
 }
 
 /** Reads the kernel and returns the steps that make it equal to `d`. Reads only. */
-export async function plan(env: ReconcileEnv, d: DesiredServer): Promise<R<Step[]>> {
+export async function plan(env: ReconcileEnv, d: DesiredServer, more: { readonly dos?: DosInput } = {}): Promise<R<Step[]>> {
   const { kernel: k, bpf, attach } = env;
   const adds: Step[] = [];
   const dels: Step[] = [];
@@ -378,6 +382,14 @@ export async function plan(env: ReconcileEnv, d: DesiredServer): Promise<R<Step[
         step(dels, 'delete', `bpf/gre_decap/${decapKeyText(x.key)}`, `bpf gre_decap delete ${decapKeyText(x.key)}`, async () => br('bpf/gre_decap', await bpf.deleteDecap(x.key)));
   }
 
+  // DoS rules in the XDP stage's maps (agent/dos-reconcile.ts), when asked for.
+  if (env.dos && more.dos) {
+    const s = await planDos(env.dos, more.dos);
+    if (!s.ok) return s;
+    adds.push(...s.value.adds);
+    dels.push(...s.value.dels);
+  }
+
   // Programs on links.
   {
     const ids = kr('bpf/progs', await attach.progIds());
@@ -459,10 +471,10 @@ export async function apply(steps: readonly Step[]): Promise<ApplyReport> {
 }
 
 /** plan + apply, repeated until a plan is empty (at most `passes` times). */
-export async function reconcile(env: ReconcileEnv, d: DesiredServer, passes = 1): Promise<R<ApplyReport>> {
+export async function reconcile(env: ReconcileEnv, d: DesiredServer, passes = 1, more: { readonly dos?: DosInput } = {}): Promise<R<ApplyReport>> {
   let last: ApplyReport = { applied: [] };
   for (let i = 0; i < passes; i++) {
-    const p = await plan(env, d);
+    const p = await plan(env, d, more);
     if (!p.ok) return p;
     if (p.value.length === 0) return ok(last);
     last = await apply(p.value);
