@@ -15,6 +15,9 @@
 #include "maps.h"
 #include "parse.h"
 #include "sample.h"
+#include "dos.h"
+#include "syncookie.h"
+#include "steer.h"
 
 static __always_inline int stage_gre_decap(struct xdp_md *ctx)
 {
@@ -113,6 +116,15 @@ SEC("xdp")
 int xdp_edge(struct xdp_md *ctx)
 {
 	dos_sample(ctx); /* detection: looks, never drops */
+	int v = stage_dos(ctx); /* DoS rules: XDP_DROP or -1 */
+	if (v >= 0)
+		return v;
+	v = stage_syncookie(ctx); /* SYN-flood: cookie SYN-ACK (XDP_TX), bad ACK (XDP_DROP) or -1 */
+	if (v >= 0)
+		return v;
+	v = stage_steer(ctx); /* steering: forward to the flow's owner (XDP_TX/REDIRECT), decap from peers, or -1 */
+	if (v >= 0)
+		return v;
 	return stage_gre_decap(ctx);
 }
 

@@ -1,0 +1,448 @@
+// SPDX-License-Identifier: GPL-2.0
+/* SYN-flood protection for tenant addresses, answered on the uplink (issue 6, stage after DoS).
+ *
+ * For a destination inside a protected prefix (syn_v4 / syn_v6, LPM tries filled by the agent
+ * from the tenant's prefixes when its synFlood.protection is "xdp"):
+ *   - a SYN is answered here with a SYN-ACK whose sequence number is a kernel SYN cookie
+ *     (bpf_tcp_raw_gen_syncookie_*), XDP_TX back out of the uplink: the flood costs one helper
+ *     call and a rewrite, no socket, no conntrack entry, no trip through the tenant namespace;
+ *   - a packet with ACK set of a flow not seen yet must carry a valid cookie
+ *     (bpf_tcp_raw_check_syncookie_*): valid → the flow is remembered (syn_flows) and the packet
+ *     goes on to the tenant namespace, where nftables' SYNPROXY checks the same cookie (the secret
+ *     is the kernel's global syncookie secret) and opens the connection to the customer host;
+ *     invalid → dropped here (ACK floods and guessed cookies never reach netfilter);
+ *   - packets of remembered flows, RSTs and everything else go on (-1).
+ * A SYN-ACK arriving for a protected address is the answer to a connection the customer opened
+ * itself: it goes on and its flow is remembered, so the rest of that connection is not taken for
+ * an unvalidated ACK.
+ *
+ * The SYN-ACK carries only the MSS option: the cookie encodes the MSS and nothing else, so
+ * window scaling, SACK and timestamps are not offered (nftables' synproxy encodes those in the
+ * timestamp option; not done here yet). A SYN we cannot answer in place (IPv4 options, IPv6
+ * extension headers, fragments) goes on, and the tenant namespace's synproxy answers it.
+ */
+#ifndef ANYEDGE_SYNCOOKIE_H
+#define ANYEDGE_SYNCOOKIE_H
+
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "parse.h"
+
+/* Key of syn_v4: LPM-trie key, prefix length then the address (network order). */
+struct syn_key4 {
+	__u32 prefixlen;
+	__be32 addr;
+};
+
+/* Key of syn_v6. */
+struct syn_key6 {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+/* Value of syn_v4 / syn_v6: how a protected prefix is answered. */
+struct syn_policy {
+	__u16 mss;          /* MSS option of our SYN-ACK: what the path to the customer host carries */
+	__u16 flags;        /* reserved, 0 */
+	__u32 tenant_idx;   /* index into syn_tenant_cnt (per-tenant counters) */
+};
+
+/* Key of syn_flows: one direction of a TCP flow (client → protected address). */
+struct syn_flow_key {
+	__u8 saddr[16];     /* IPv4 addresses in the first 4 bytes, the rest zero */
+	__u8 daddr[16];
+	__be16 sport;
+	__be16 dport;
+	__u32 family;       /* 4 or 6 */
+};
+
+/* What the SYN-flood stage did, counted per CPU in syn_counters and per tenant in syn_tenant_cnt. */
+enum syn_counter {
+	SYN_CNT_SYNACK = 0,      /* SYN answered with a cookie SYN-ACK (XDP_TX) */
+	SYN_CNT_ACK_OK,          /* ACK with a valid cookie: flow remembered, passed on */
+	SYN_CNT_ACK_BAD,         /* ACK of an unknown flow without a valid cookie: dropped */
+	SYN_CNT_FLOW,            /* packet of a remembered flow: passed on */
+	SYN_CNT_UNANSWERABLE,    /* SYN we cannot rewrite in place (options, ext headers, fragment): passed on */
+	SYN_CNT_OUTBOUND,        /* SYN-ACK to a protected address (a connection the customer opened): passed on */
+	SYN_CNT_ERROR,           /* a helper failed: dropped */
+	SYN_CNT_MAX,
+};
+
+/* The most tenants with their own SYN counters on one server. */
+#define SYN_MAX_TENANTS 65536
+
+/* Protected IPv4 prefixes → policy. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__type(key, struct syn_key4);
+	__type(value, struct syn_policy);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} syn_v4 SEC(".maps");
+
+/* Protected IPv6 prefixes → policy. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__type(key, struct syn_key6);
+	__type(value, struct syn_policy);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} syn_v6 SEC(".maps");
+
+/* Flows whose cookie was valid (or that the customer opened): their later packets pass without a
+ * check. LRU: under a flood of valid-looking flows the oldest are forgotten, and a forgotten flow's
+ * next bare ACK fails the cookie check (the cookie expires after about two minutes anyway). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1 << 20);
+	__type(key, struct syn_flow_key);
+	__type(value, __u64);
+} syn_flows SEC(".maps");
+
+/* Global SYN-flood stage counters (enum syn_counter). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SYN_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} syn_counters SEC(".maps");
+
+/* Per-tenant counters: index tenant_idx * SYN_CNT_MAX + counter. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SYN_MAX_TENANTS * SYN_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} syn_tenant_cnt SEC(".maps");
+
+static __always_inline void syn_count(__u32 reason, const struct syn_policy *p)
+{
+	__u64 *c = bpf_map_lookup_elem(&syn_counters, &reason);
+	if (c)
+		*c += 1;
+	if (p && p->tenant_idx < SYN_MAX_TENANTS) {
+		__u32 i = p->tenant_idx * SYN_CNT_MAX + reason;
+		c = bpf_map_lookup_elem(&syn_tenant_cnt, &i);
+		if (c)
+			*c += 1;
+	}
+}
+
+/* The SYN-ACK's TCP header: 20 bytes and the MSS option. */
+struct syn_tcp_reply {
+	struct tcphdr th;
+	__u8 mss_kind;
+	__u8 mss_len;
+	__be16 mss;
+};
+
+static __always_inline __u16 syn_fold(__u32 sum)
+{
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)~sum;
+}
+
+/* Sum of the 16-bit words of the SYN-ACK's TCP header (checksum field zero). */
+static __always_inline __u32 syn_tcp_sum(const struct syn_tcp_reply *r)
+{
+	const __u16 *w = (const __u16 *)r;
+	__u32 sum = 0;
+#pragma unroll
+	for (int i = 0; i < (int)(sizeof(*r) / 2); i++)
+		sum += w[i];
+	return sum;
+}
+
+/* Fills the SYN-ACK's TCP header answering `syn` with sequence number `cookie`. */
+static __always_inline void syn_reply_tcp(struct syn_tcp_reply *r, const struct tcphdr *syn, __u32 cookie, __u16 mss)
+{
+	__builtin_memset(r, 0, sizeof(*r));
+	r->th.source = syn->dest;
+	r->th.dest = syn->source;
+	r->th.seq = bpf_htonl(cookie);
+	r->th.ack_seq = bpf_htonl(bpf_ntohl(syn->seq) + 1);
+	r->th.doff = sizeof(*r) / 4;
+	r->th.syn = 1;
+	r->th.ack = 1;
+	/* Window 0, as SYNPROXY does: the client waits for the window update the proxy sends once
+	 * the customer host has accepted, instead of sending data nobody can take yet. */
+	r->th.window = 0;
+	r->mss_kind = 2;
+	r->mss_len = 4;
+	r->mss = bpf_htons(mss);
+}
+
+/* Reads the TCP header (with options) at `off` into `buf`; returns its length or 0. */
+static __always_inline __u32 syn_load_tcp(struct xdp_md *ctx, __u32 off, __u8 *buf, __u8 doff)
+{
+	__u64 len = (__u64)doff * 4;
+	/* Keep clang from folding the bounds into a mask that loses the lower bound the verifier
+	 * needs (a zero-sized read is refused). */
+	asm volatile("" : "+r"(len));
+	if (len > 60)
+		return 0;
+	asm volatile("" : "+r"(len));
+	if (len < sizeof(struct tcphdr))
+		return 0;
+	if (bpf_xdp_load_bytes(ctx, off, buf, len))
+		return 0;
+	return len;
+}
+
+static __always_inline void syn_remember(struct syn_flow_key *k)
+{
+	__u64 now = bpf_ktime_get_ns();
+	bpf_map_update_elem(&syn_flows, k, &now, BPF_ANY);
+}
+
+/* The decision for a TCP packet to a protected address, once its headers are on the stack. */
+enum syn_kind { SYN_K_SYN, SYN_K_SYNACK, SYN_K_ACK, SYN_K_OTHER };
+
+static __always_inline enum syn_kind syn_classify(const struct tcphdr *th)
+{
+	if (th->rst)
+		return SYN_K_OTHER;
+	if (th->syn && !th->ack)
+		return th->fin ? SYN_K_OTHER : SYN_K_SYN;
+	if (th->syn && th->ack)
+		return SYN_K_SYNACK;
+	if (th->ack)
+		return SYN_K_ACK;
+	return SYN_K_OTHER;
+}
+
+static __always_inline int syn_ipv4(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct iphdr *ip = data + ETH_HLEN_;
+	if ((void *)(ip + 1) > data_end || ip->protocol != IPPROTO_TCP_)
+		return -1;
+	struct syn_key4 lk = { .prefixlen = 32, .addr = ip->daddr };
+	struct syn_policy *pol = bpf_map_lookup_elem(&syn_v4, &lk);
+	if (!pol)
+		return -1;
+	struct syn_policy p = *pol;
+	if (ip->frag_off & bpf_htons(IP_MF_ | IP_OFFSET_)) {
+		syn_count(SYN_CNT_UNANSWERABLE, &p);
+		return -1;
+	}
+
+	struct iphdr iph;
+	__builtin_memcpy(&iph, ip, sizeof(iph));
+	__u32 ihl = iph.ihl * 4;
+	if (ihl < sizeof(iph))
+		return -1;
+	__u8 tbuf[60] = {};
+	struct tcphdr *th = (struct tcphdr *)tbuf;
+	if (bpf_xdp_load_bytes(ctx, ETH_HLEN_ + ihl, tbuf, sizeof(struct tcphdr)))
+		return -1;
+	struct syn_flow_key fk = {};
+	__builtin_memcpy(fk.saddr, &iph.saddr, 4);
+	__builtin_memcpy(fk.daddr, &iph.daddr, 4);
+	fk.sport = th->source;
+	fk.dport = th->dest;
+	fk.family = 4;
+
+	switch (syn_classify(th)) {
+	case SYN_K_SYN: {
+		if (ihl != sizeof(iph)) {
+			syn_count(SYN_CNT_UNANSWERABLE, &p);
+			return -1;
+		}
+		__u32 tlen = syn_load_tcp(ctx, ETH_HLEN_ + ihl, tbuf, th->doff);
+		if (!tlen) {
+			syn_count(SYN_CNT_UNANSWERABLE, &p);
+			return -1;
+		}
+		__s64 v = bpf_tcp_raw_gen_syncookie_ipv4(&iph, th, tlen);
+		if (v < 0) {
+			syn_count(SYN_CNT_ERROR, &p);
+			return XDP_DROP;
+		}
+		struct syn_tcp_reply r;
+		syn_reply_tcp(&r, th, (__u32)v, p.mss);
+
+		struct iphdr rip = {};
+		rip.version = 4;
+		rip.ihl = 5;
+		rip.tot_len = bpf_htons(sizeof(rip) + sizeof(r));
+		rip.frag_off = bpf_htons(IP_DF_);
+		rip.ttl = 64;
+		rip.protocol = IPPROTO_TCP_;
+		rip.saddr = iph.daddr;
+		rip.daddr = iph.saddr;
+		rip.check = ipv4_csum(&rip);
+		__u32 sum = syn_tcp_sum(&r);
+		sum += (iph.daddr & 0xffff) + (iph.daddr >> 16) + (iph.saddr & 0xffff) + (iph.saddr >> 16);
+		sum += bpf_htons(IPPROTO_TCP_) + bpf_htons(sizeof(r));
+		r.th.check = syn_fold(sum);
+
+		struct eth_hdr eth;
+		__builtin_memcpy(&eth, data, sizeof(eth));
+		int delta = (int)(ETH_HLEN_ + sizeof(rip) + sizeof(r)) - (int)(data_end - data);
+		if (delta && bpf_xdp_adjust_tail(ctx, delta)) {
+			syn_count(SYN_CNT_ERROR, &p);
+			return XDP_DROP;
+		}
+		data = (void *)(long)ctx->data;
+		data_end = (void *)(long)ctx->data_end;
+		if (data + ETH_HLEN_ + sizeof(rip) + sizeof(r) > data_end)
+			return XDP_DROP;
+		struct eth_hdr *oeth = data;
+		__builtin_memcpy(oeth->dst, eth.src, 6);
+		__builtin_memcpy(oeth->src, eth.dst, 6);
+		oeth->proto = eth.proto;
+		__builtin_memcpy(data + ETH_HLEN_, &rip, sizeof(rip));
+		__builtin_memcpy(data + ETH_HLEN_ + sizeof(rip), &r, sizeof(r));
+		syn_count(SYN_CNT_SYNACK, &p);
+		return XDP_TX;
+	}
+	case SYN_K_SYNACK:
+		syn_remember(&fk);
+		syn_count(SYN_CNT_OUTBOUND, &p);
+		return -1;
+	case SYN_K_ACK:
+		if (bpf_map_lookup_elem(&syn_flows, &fk)) {
+			syn_count(SYN_CNT_FLOW, &p);
+			return -1;
+		}
+		if (bpf_tcp_raw_check_syncookie_ipv4(&iph, th)) {
+			syn_count(SYN_CNT_ACK_BAD, &p);
+			return XDP_DROP;
+		}
+		syn_remember(&fk);
+		syn_count(SYN_CNT_ACK_OK, &p);
+		return -1;
+	default:
+		return -1;
+	}
+}
+
+static __always_inline int syn_ipv6(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ipv6hdr *ip6 = data + ETH_HLEN_;
+	if ((void *)(ip6 + 1) > data_end)
+		return -1;
+	struct syn_key6 lk = { .prefixlen = 128 };
+	__builtin_memcpy(lk.addr, &ip6->daddr, 16);
+	struct syn_policy *pol = bpf_map_lookup_elem(&syn_v6, &lk);
+	if (!pol)
+		return -1;
+	struct syn_policy p = *pol;
+	if (ip6->nexthdr != IPPROTO_TCP_) {
+		/* TCP behind extension headers is left to the tenant namespace's synproxy. */
+		if (ip6->nexthdr == 0 || ip6->nexthdr == 43 || ip6->nexthdr == 44 || ip6->nexthdr == 60)
+			syn_count(SYN_CNT_UNANSWERABLE, &p);
+		return -1;
+	}
+
+	struct ipv6hdr iph;
+	__builtin_memcpy(&iph, ip6, sizeof(iph));
+	__u8 tbuf[60] = {};
+	struct tcphdr *th = (struct tcphdr *)tbuf;
+	if (bpf_xdp_load_bytes(ctx, ETH_HLEN_ + sizeof(iph), tbuf, sizeof(struct tcphdr)))
+		return -1;
+	struct syn_flow_key fk = {};
+	__builtin_memcpy(fk.saddr, &iph.saddr, 16);
+	__builtin_memcpy(fk.daddr, &iph.daddr, 16);
+	fk.sport = th->source;
+	fk.dport = th->dest;
+	fk.family = 6;
+
+	switch (syn_classify(th)) {
+	case SYN_K_SYN: {
+		__u32 tlen = syn_load_tcp(ctx, ETH_HLEN_ + sizeof(iph), tbuf, th->doff);
+		if (!tlen) {
+			syn_count(SYN_CNT_UNANSWERABLE, &p);
+			return -1;
+		}
+		__s64 v = bpf_tcp_raw_gen_syncookie_ipv6(&iph, th, tlen);
+		if (v < 0) {
+			syn_count(SYN_CNT_ERROR, &p);
+			return XDP_DROP;
+		}
+		struct syn_tcp_reply r;
+		syn_reply_tcp(&r, th, (__u32)v, p.mss);
+
+		struct ipv6hdr rip = {};
+		rip.version = 6;
+		rip.payload_len = bpf_htons(sizeof(r));
+		rip.nexthdr = IPPROTO_TCP_;
+		rip.hop_limit = 64;
+		rip.saddr = iph.daddr;
+		rip.daddr = iph.saddr;
+		__u32 sum = syn_tcp_sum(&r);
+		const __u16 *a = (const __u16 *)&iph.saddr;
+		const __u16 *b = (const __u16 *)&iph.daddr;
+#pragma unroll
+		for (int i = 0; i < 8; i++)
+			sum += a[i] + b[i];
+		sum += bpf_htons(IPPROTO_TCP_) + bpf_htons(sizeof(r));
+		r.th.check = syn_fold(sum);
+
+		struct eth_hdr eth;
+		__builtin_memcpy(&eth, data, sizeof(eth));
+		int delta = (int)(ETH_HLEN_ + sizeof(rip) + sizeof(r)) - (int)(data_end - data);
+		if (delta && bpf_xdp_adjust_tail(ctx, delta)) {
+			syn_count(SYN_CNT_ERROR, &p);
+			return XDP_DROP;
+		}
+		data = (void *)(long)ctx->data;
+		data_end = (void *)(long)ctx->data_end;
+		if (data + ETH_HLEN_ + sizeof(rip) + sizeof(r) > data_end)
+			return XDP_DROP;
+		struct eth_hdr *oeth = data;
+		__builtin_memcpy(oeth->dst, eth.src, 6);
+		__builtin_memcpy(oeth->src, eth.dst, 6);
+		oeth->proto = eth.proto;
+		__builtin_memcpy(data + ETH_HLEN_, &rip, sizeof(rip));
+		__builtin_memcpy(data + ETH_HLEN_ + sizeof(rip), &r, sizeof(r));
+		syn_count(SYN_CNT_SYNACK, &p);
+		return XDP_TX;
+	}
+	case SYN_K_SYNACK:
+		syn_remember(&fk);
+		syn_count(SYN_CNT_OUTBOUND, &p);
+		return -1;
+	case SYN_K_ACK:
+		if (bpf_map_lookup_elem(&syn_flows, &fk)) {
+			syn_count(SYN_CNT_FLOW, &p);
+			return -1;
+		}
+		if (bpf_tcp_raw_check_syncookie_ipv6(&iph, th)) {
+			syn_count(SYN_CNT_ACK_BAD, &p);
+			return XDP_DROP;
+		}
+		syn_remember(&fk);
+		syn_count(SYN_CNT_ACK_OK, &p);
+		return -1;
+	default:
+		return -1;
+	}
+}
+
+/* The stage: XDP_TX a cookie SYN-ACK, XDP_DROP an ACK without a valid cookie, or -1 = go on. */
+static __always_inline int stage_syncookie(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct eth_hdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return -1;
+	if (eth->proto == bpf_htons(ETH_P_IP_))
+		return syn_ipv4(ctx);
+	if (eth->proto == bpf_htons(ETH_P_IPV6_))
+		return syn_ipv6(ctx);
+	return -1;
+}
+
+#endif

@@ -1,0 +1,210 @@
+/**
+ * Packet fixtures for xdp_edge's SYN-flood stage through BPF_PROG_TEST_RUN: a SYN to a protected
+ * address comes back as a cookie SYN-ACK (XDP_TX), and the ACK a client would send for it is
+ * accepted by the kernel's own cookie check (the packet goes on), while an ACK with a wrong cookie
+ * is dropped; addresses that are not protected go on untouched. IPv4 and IPv6.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { needs, hasTool, isRoot } from '../../testkit/needs.ts';
+import { buildFrame, type LayerSpec } from '../../wire/build.ts';
+import { decodeFrame, describeFrame, findLayer } from '../../wire/frame.ts';
+import { TcpFlag } from '../../wire/tcp.ts';
+import { readBtfStructs, compareLayout } from './btf.ts';
+import { progRun } from './bpftool.ts';
+import { loadEdge, unloadEdge, type EdgePins } from './loader.ts';
+import { BPF_OBJECTS, missingObjects } from './objects.ts';
+import { SYN_KEY4, SYN_POLICY, SYN_SIZES, SynCookieMaps, decodeSynPolicy, encodeSynPolicy, synPrefixKey } from './syncookie.ts';
+
+const XDP_DROP = 1;
+const XDP_PASS = 2;
+const XDP_TX = 3;
+
+const CLIENT_MAC = '02:00:00:00:00:0a';
+const SERVER_MAC = '02:00:00:00:00:0b';
+const TENANT = '203.0.113.0/25';
+const TENANT6 = '2001:db8:203::/48';
+const TENANT_IDX = 3;
+const MSS = 1400;
+
+let pins: EdgePins | undefined;
+let maps: SynCookieMaps | undefined;
+
+before(async () => {
+  if (!isRoot() || !hasTool('bpftool') || missingObjects().length) return;
+  const loaded = await loadEdge(`aeSC${process.pid}`);
+  if (!loaded.ok) throw new Error(`${loaded.error.op}: ${loaded.error.message}`);
+  pins = loaded.value;
+  maps = new SynCookieMaps(pins);
+  for (const cidr of [TENANT, TENANT6]) {
+    const r = await maps.protect(cidr, { mss: MSS, tenantIdx: TENANT_IDX });
+    if (!r.ok) throw new Error(`${r.error.op}: ${r.error.message}`);
+  }
+});
+
+after(async () => {
+  if (pins) await unloadEdge(pins);
+});
+
+function ready(t: Parameters<typeof needs>[0]): boolean {
+  if (!needs(t, { root: true, tools: ['bpftool'] })) return false;
+  assert.deepEqual(missingObjects(), [], 'BPF objects missing: run npm run build:bpf');
+  assert.ok(pins && maps, 'edge programs did not load');
+  return true;
+}
+
+async function xdp(frame: Uint8Array) {
+  const r = await progRun(pins!.progs.xdpEdge, Buffer.from(frame));
+  assert.ok(r.ok, r.ok ? '' : `${r.error.op}: ${r.error.message}`);
+  return r.value;
+}
+
+type Fam = { name: string; ip: 'ipv4' | 'ipv6'; client: string; dst: string; other: string };
+const FAMILIES: Fam[] = [
+  { name: 'IPv4', ip: 'ipv4', client: '192.0.2.10', dst: '203.0.113.100', other: '203.0.113.200' },
+  { name: 'IPv6', ip: 'ipv6', client: '2001:db8:c::10', dst: '2001:db8:203::100', other: '2001:db8:204::100' },
+];
+
+function frame(f: Fam, dst: string, tcp: Omit<Extract<LayerSpec, { kind: 'tcp' }>, 'kind'>): Uint8Array {
+  return buildFrame([{ kind: 'eth', src: CLIENT_MAC, dst: SERVER_MAC }, { kind: f.ip, src: f.client, dst } as LayerSpec, { kind: 'tcp', ...tcp }]);
+}
+
+for (const f of FAMILIES) {
+  test(`${f.name}: a SYN to a protected address is answered from XDP with a cookie SYN-ACK, and the cookie's ACK passes`, async (t) => {
+    if (!ready(t)) return;
+    const before = await maps!.tenantCounters(TENANT_IDX);
+    assert.ok(before.ok);
+    const syn = frame(f, f.dst, { srcPort: 40001, dstPort: 21, flags: 'S', seq: 1000, mss: 1460, options: [{ kind: 'sack_permitted' }, { kind: 'window_scale', shift: 7 }] });
+    const out = await xdp(syn);
+    assert.equal(out.retval, XDP_TX, `expected XDP_TX, got ${out.retval}: ${describeFrame(out.dataOut)}`);
+    const reply = decodeFrame(out.dataOut);
+    assert.equal(reply.error, null, describeFrame(out.dataOut));
+    assert.deepEqual(reply.checksumErrors, [], describeFrame(out.dataOut));
+    const eth = findLayer(reply, 'ethernet')!;
+    assert.deepEqual([eth.repr.src, eth.repr.dst], [SERVER_MAC, CLIENT_MAC], 'MACs swapped');
+    const ip = f.ip === 'ipv4' ? findLayer(reply, 'ipv4')! : findLayer(reply, 'ipv6')!;
+    assert.deepEqual([ip.repr.src, ip.repr.dst], [f.dst, f.client], 'addresses swapped');
+    const tcp = findLayer(reply, 'tcp')!;
+    assert.equal(tcp.checksum, 'good');
+    assert.equal(tcp.repr.flags, TcpFlag.SYN | TcpFlag.ACK);
+    assert.deepEqual([tcp.repr.srcPort, tcp.repr.dstPort], [21, 40001]);
+    assert.equal(tcp.repr.ack, 1001);
+    assert.deepEqual(tcp.repr.options.filter((o) => o.kind === 'mss'), [{ kind: 'mss', value: MSS }]);
+    const cookie = tcp.repr.seq;
+
+    // The client's third packet: the kernel's check helper must accept the cookie it made.
+    const ack = frame(f, f.dst, { srcPort: 40001, dstPort: 21, flags: 'A', seq: 1001, ack: (cookie + 1) >>> 0 });
+    const passed = await xdp(ack);
+    assert.equal(passed.retval, XDP_PASS, 'a valid cookie goes on to the tenant namespace');
+    assert.deepEqual(Buffer.from(passed.dataOut), Buffer.from(ack), 'and is not modified');
+    // Later packets of the flow pass as a known flow, without a cookie check.
+    const data = frame(f, f.dst, { srcPort: 40001, dstPort: 21, flags: 'PA', seq: 1001, ack: 12345 });
+    assert.equal((await xdp(data)).retval, XDP_PASS, 'a remembered flow passes even with another ack number');
+
+    const after = await maps!.tenantCounters(TENANT_IDX);
+    assert.ok(after.ok);
+    assert.equal(after.value.synack - before.value.synack, 1n);
+    assert.equal(after.value.ackOk - before.value.ackOk, 1n);
+    assert.equal(after.value.flow - before.value.flow, 1n);
+  });
+
+  test(`${f.name}: an ACK of an unknown flow with a wrong cookie is dropped in XDP`, async (t) => {
+    if (!ready(t)) return;
+    const before = await maps!.counters();
+    assert.ok(before.ok);
+    const syn = frame(f, f.dst, { srcPort: 40002, dstPort: 21, flags: 'S', seq: 5000, mss: 1460 });
+    const out = await xdp(syn);
+    assert.equal(out.retval, XDP_TX);
+    const cookie = findLayer(decodeFrame(out.dataOut), 'tcp')!.repr.seq;
+    // Not cookie ± 1..3: the low bits carry the MSS index, so a neighbour is a valid cookie for
+    // another MSS (the kernel's design, not ours). These change the hash part.
+    for (const wrong of [(cookie + 0x10000) >>> 0, (cookie ^ 0x00ff0000) >>> 0]) {
+      const bad = frame(f, f.dst, { srcPort: 40002, dstPort: 21, flags: 'A', seq: 5001, ack: wrong });
+      assert.equal((await xdp(bad)).retval, XDP_DROP, `ack ${wrong} (cookie ${cookie}) must be dropped`);
+    }
+    // The right cookie from another source port: the cookie covers the 4-tuple.
+    const moved = frame(f, f.dst, { srcPort: 40003, dstPort: 21, flags: 'A', seq: 5001, ack: (cookie + 1) >>> 0 });
+    assert.equal((await xdp(moved)).retval, XDP_DROP, 'a cookie is bound to its flow');
+    const after = await maps!.counters();
+    assert.ok(after.ok);
+    assert.equal(after.value.ackBad - before.value.ackBad, 3n);
+  });
+
+  test(`${f.name}: TCP to an address that is not protected goes on untouched`, async (t) => {
+    if (!ready(t)) return;
+    const before = await maps!.counters();
+    assert.ok(before.ok);
+    for (const flags of ['S', 'A']) {
+      const pkt = frame(f, f.other, { srcPort: 40004, dstPort: 21, flags, seq: 1, ack: 77 });
+      const out = await xdp(pkt);
+      assert.equal(out.retval, XDP_PASS);
+      assert.deepEqual(Buffer.from(out.dataOut), Buffer.from(pkt));
+    }
+    const after = await maps!.counters();
+    assert.ok(after.ok);
+    assert.deepEqual(after.value, before.value, 'no counter moved');
+  });
+
+  test(`${f.name}: a SYN-ACK to a protected address (a connection the customer opened) passes, and so does the rest of that flow`, async (t) => {
+    if (!ready(t)) return;
+    const synack = frame(f, f.dst, { srcPort: 443, dstPort: 50000, flags: 'SA', seq: 9, ack: 100 });
+    assert.equal((await xdp(synack)).retval, XDP_PASS);
+    const ack = frame(f, f.dst, { srcPort: 443, dstPort: 50000, flags: 'A', seq: 10, ack: 100 });
+    assert.equal((await xdp(ack)).retval, XDP_PASS);
+    const rst = frame(f, f.dst, { srcPort: 443, dstPort: 50001, flags: 'R', seq: 10 });
+    assert.equal((await xdp(rst)).retval, XDP_PASS, 'an RST is never dropped by this stage');
+  });
+}
+
+test('IPv4 SYN with IP options is left to the tenant namespace (counted as unanswerable)', async (t) => {
+  if (!ready(t)) return;
+  const before = await maps!.counters();
+  assert.ok(before.ok);
+  const pkt = buildFrame([
+    { kind: 'eth', src: CLIENT_MAC, dst: SERVER_MAC },
+    { kind: 'ipv4', src: '192.0.2.10', dst: '203.0.113.100', options: Uint8Array.from([0x94, 4, 0, 0]) },
+    { kind: 'tcp', srcPort: 40005, dstPort: 21, flags: 'S', seq: 1 },
+  ]);
+  assert.equal((await xdp(pkt)).retval, XDP_PASS);
+  const after = await maps!.counters();
+  assert.ok(after.ok);
+  assert.equal(after.value.unanswerable - before.value.unanswerable, 1n);
+});
+
+test('protect / unprotect / read back: LPM keys and policies round-trip through the kernel', async (t) => {
+  if (!ready(t)) return;
+  const list = await maps!.protectedPrefixes();
+  assert.ok(list.ok);
+  assert.deepEqual(list.value.get(TENANT), { mss: MSS, tenantIdx: TENANT_IDX });
+  assert.deepEqual(list.value.get(TENANT6), { mss: MSS, tenantIdx: TENANT_IDX });
+  assert.ok((await maps!.protect('198.51.100.64/26', { mss: 1460, tenantIdx: 9 })).ok);
+  const p = await maps!.policy('198.51.100.64/26');
+  assert.ok(p.ok);
+  assert.deepEqual(p.value, { mss: 1460, tenantIdx: 9 });
+  assert.ok((await maps!.unprotect('198.51.100.64/26')).ok);
+  assert.ok((await maps!.unprotect('198.51.100.64/26')).ok, 'already gone is success');
+  const gone = await maps!.policy('198.51.100.64/26');
+  assert.ok(gone.ok);
+  assert.equal(gone.value, null);
+  const bad = await maps!.protect('198.51.100.64/26', { mss: 100, tenantIdx: 0 });
+  assert.ok(!bad.ok);
+  assert.match(bad.error.message, /mss 100 is outside 536–9000/);
+});
+
+test('LPM keys: host-order prefix length, then the address in network order', () => {
+  assert.deepEqual(synPrefixKey('203.0.113.0/25'), { map: 'syn_v4', key: Buffer.from([25, 0, 0, 0, 203, 0, 113, 0]) });
+  const k6 = synPrefixKey('2001:db8::/32');
+  assert.equal(k6.map, 'syn_v6');
+  assert.deepEqual([...k6.key.subarray(0, 8)], [32, 0, 0, 0, 0x20, 0x01, 0x0d, 0xb8]);
+  assert.equal(k6.key.length, 20);
+  assert.deepEqual(decodeSynPolicy(encodeSynPolicy({ mss: 1460, tenantIdx: 7 })), { mss: 1460, tenantIdx: 7 });
+});
+
+test('the TypeScript layouts of the SYN-flood maps match xdp_edge.o BTF', async (t) => {
+  if (!needs(t, { tools: ['bpftool'] })) return;
+  assert.deepEqual(missingObjects(), [], 'BPF objects missing: run npm run build:bpf');
+  const btf = await readBtfStructs(BPF_OBJECTS.xdpEdge);
+  assert.ok(btf.ok, btf.ok ? '' : btf.error);
+  for (const spec of [SYN_POLICY, SYN_KEY4]) assert.deepEqual(compareLayout(spec, btf.value.get(spec.name)), []);
+  for (const [name, size] of Object.entries(SYN_SIZES)) assert.equal(btf.value.get(name)?.size, size, `struct ${name}`);
+});

@@ -1,0 +1,183 @@
+/**
+ * The maps of xdp_edge's SYN-flood stage (bpf/syncookie.h): protected prefixes (LPM tries, one
+ * per family) with the MSS our cookie SYN-ACK offers, and the stage's counters, global and per
+ * tenant. Written and read through bpftool like the other edge maps; keys and values are encoded
+ * here with the layouts below, which syncookie.test.ts compares with the object's BTF.
+ */
+import { err, ok, type Result } from '../../lib/result.ts';
+import { familyBits, formatCidr, mustCidr } from '../../model/net.ts';
+import { mapDelete, mapDump, mapLookupMany, mapUpdate, type BpfError } from './bpftool.ts';
+import type { StructSpec } from './layout.ts';
+import type { EdgePins } from './loader.ts';
+
+/** The stage's maps, by name (pinned with the other maps of xdp_edge.o). */
+export const SYN_MAPS = ['syn_v4', 'syn_v6', 'syn_flows', 'syn_counters', 'syn_tenant_cnt'] as const;
+export type SynMapName = (typeof SYN_MAPS)[number];
+
+/** enum syn_counter, in order: what the stage did with a packet to a protected address. */
+export const SYN_COUNTERS = ['synack', 'ackOk', 'ackBad', 'flow', 'unanswerable', 'outbound', 'error'] as const;
+export type SynCounterName = (typeof SYN_COUNTERS)[number];
+export type SynCounters = Readonly<Record<SynCounterName, bigint>>;
+
+/** SYN_MAX_TENANTS: how many tenants have their own counters (tenant_idx below it). */
+export const SYN_MAX_TENANTS = 65536;
+
+/** struct syn_policy: value of syn_v4 / syn_v6. */
+export const SYN_POLICY: StructSpec = {
+  name: 'syn_policy',
+  size: 8,
+  fields: [
+    { name: 'mss', offset: 0, kind: 'u16' },
+    { name: 'flags', offset: 2, kind: 'u16' },
+    { name: 'tenant_idx', offset: 4, kind: 'u32' },
+  ],
+};
+
+/** struct syn_key4: key of syn_v4 (the address is network order, compared as bytes). */
+export const SYN_KEY4: StructSpec = {
+  name: 'syn_key4',
+  size: 8,
+  fields: [
+    { name: 'prefixlen', offset: 0, kind: 'u32' },
+    { name: 'addr', offset: 4, kind: 'be32' },
+  ],
+};
+
+/** Sizes of the structs whose fields layout.ts cannot describe (byte arrays). */
+export const SYN_SIZES: Readonly<Record<string, number>> = { syn_key6: 20, syn_flow_key: 40 };
+
+/** How one protected prefix is answered. */
+export interface SynPolicy {
+  /** MSS option of the cookie SYN-ACK, 536–9000 (the model's range). */
+  readonly mss: number;
+  /** Index of the tenant's counters, 0 ≤ idx < SYN_MAX_TENANTS. */
+  readonly tenantIdx: number;
+}
+
+/** Pinned paths of the stage's maps for a loaded edge. */
+export function synMapPaths(pins: Pick<EdgePins, 'root'>): Readonly<Record<SynMapName, string>> {
+  return Object.fromEntries(SYN_MAPS.map((m) => [m, `${pins.root}/maps/${m}`])) as Record<SynMapName, string>;
+}
+
+/** LPM-trie key of a prefix: which map, and the key bytes (u32 host-order length, then the address). */
+export function synPrefixKey(cidr: string): { map: 'syn_v4' | 'syn_v6'; key: Buffer } {
+  const c = mustCidr(cidr);
+  const bytes = familyBits(c.family) / 8;
+  const key = Buffer.alloc(4 + bytes);
+  key.writeUInt32LE(c.len, 0);
+  let v = c.start;
+  for (let i = bytes - 1; i >= 0; i--) {
+    key[4 + i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  return { map: c.family === 4 ? 'syn_v4' : 'syn_v6', key };
+}
+
+/** struct syn_policy bytes. */
+export function encodeSynPolicy(p: SynPolicy): Buffer {
+  const b = Buffer.alloc(SYN_POLICY.size);
+  b.writeUInt16LE(p.mss, 0);
+  b.writeUInt16LE(0, 2);
+  b.writeUInt32LE(p.tenantIdx, 4);
+  return b;
+}
+
+/** Decodes struct syn_policy. */
+export function decodeSynPolicy(b: Buffer): SynPolicy {
+  return { mss: b.readUInt16LE(0), tenantIdx: b.readUInt32LE(4) };
+}
+
+function checkPolicy(op: string, p: SynPolicy): Result<void, BpfError> {
+  if (!Number.isInteger(p.mss) || p.mss < 536 || p.mss > 9000) return err({ code: 'bpf_failed', op, message: `mss ${p.mss} is outside 536–9000; validate the tenant's synFlood.mss with the model first` });
+  if (!Number.isInteger(p.tenantIdx) || p.tenantIdx < 0 || p.tenantIdx >= SYN_MAX_TENANTS)
+    return err({ code: 'bpf_failed', op, message: `tenant index ${p.tenantIdx} is outside 0–${SYN_MAX_TENANTS - 1}` });
+  return ok(undefined);
+}
+
+function sumCounters(rows: readonly (readonly Buffer[])[]): SynCounters {
+  const out: Record<string, bigint> = {};
+  SYN_COUNTERS.forEach((name, i) => {
+    out[name] = (rows[i] ?? []).reduce((s, b) => s + b.readBigUInt64LE(0), 0n);
+  });
+  return out as SynCounters;
+}
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n, 0);
+  return b;
+}
+
+/** The SYN-flood stage's maps of one loaded edge. */
+export class SynCookieMaps {
+  readonly paths: Readonly<Record<SynMapName, string>>;
+
+  constructor(pins: Pick<EdgePins, 'root'>) {
+    this.paths = synMapPaths(pins);
+  }
+
+  /** Protects a prefix: SYNs to it are answered from XDP, ACKs must carry a valid cookie. */
+  async protect(cidr: string, policy: SynPolicy): Promise<Result<void, BpfError>> {
+    const op = `protect ${cidr} from SYN floods`;
+    const checked = checkPolicy(op, policy);
+    if (!checked.ok) return checked;
+    const { map, key } = synPrefixKey(cidr);
+    return mapUpdate(this.paths[map], key, encodeSynPolicy(policy));
+  }
+
+  /** Stops protecting a prefix; one not protected is success. */
+  async unprotect(cidr: string): Promise<Result<void, BpfError>> {
+    const { map, key } = synPrefixKey(cidr);
+    return mapDelete(this.paths[map], key);
+  }
+
+  /**
+   * The policy of exactly this prefix, or null. Reads the family's map whole: `bpftool -j map
+   * lookup` of an absent key exits 254 with "null" on stdout, indistinguishable from a failure.
+   */
+  async policy(cidr: string): Promise<Result<SynPolicy | null, BpfError>> {
+    const { map, key } = synPrefixKey(cidr);
+    const r = await mapDump(this.paths[map]);
+    if (!r.ok) return r;
+    const hit = r.value.find((e) => e.key.equals(key));
+    return ok(hit?.value ? decodeSynPolicy(hit.value) : null);
+  }
+
+  /** Every protected prefix with its policy (both families), e.g. for the reconciler's diff. */
+  async protectedPrefixes(): Promise<Result<Map<string, SynPolicy>, BpfError>> {
+    const out = new Map<string, SynPolicy>();
+    for (const map of ['syn_v4', 'syn_v6'] as const) {
+      const r = await mapDump(this.paths[map]);
+      if (!r.ok) return r;
+      for (const e of r.value) {
+        if (!e.value) continue;
+        out.set(formatKey(map, e.key), decodeSynPolicy(e.value));
+      }
+    }
+    return ok(out);
+  }
+
+  /** The stage's global counters, summed over CPUs. */
+  async counters(): Promise<Result<SynCounters, BpfError>> {
+    const r = await mapLookupMany(this.paths.syn_counters, SYN_COUNTERS.map((_, i) => u32(i)));
+    if (!r.ok) return r;
+    return ok(sumCounters(r.value.map((e) => e.perCpu ?? [])));
+  }
+
+  /** One tenant's counters (by its policy's tenantIdx), summed over CPUs. */
+  async tenantCounters(tenantIdx: number): Promise<Result<SynCounters, BpfError>> {
+    const op = `read SYN counters of tenant index ${tenantIdx}`;
+    if (!Number.isInteger(tenantIdx) || tenantIdx < 0 || tenantIdx >= SYN_MAX_TENANTS) return err({ code: 'bpf_failed', op, message: `tenant index is outside 0–${SYN_MAX_TENANTS - 1}` });
+    const base = tenantIdx * SYN_COUNTERS.length;
+    const r = await mapLookupMany(this.paths.syn_tenant_cnt, SYN_COUNTERS.map((_, i) => u32(base + i)));
+    if (!r.ok) return r;
+    return ok(sumCounters(r.value.map((e) => e.perCpu ?? [])));
+  }
+}
+
+/** The canonical CIDR of an LPM key read back from a map. */
+function formatKey(map: 'syn_v4' | 'syn_v6', key: Buffer): string {
+  let start = 0n;
+  for (const byte of key.subarray(4)) start = (start << 8n) | BigInt(byte);
+  return formatCidr({ family: map === 'syn_v4' ? 4 : 6, start, len: key.readUInt32LE(0) });
+}
