@@ -16,8 +16,9 @@ export function internetServerScript(i: Pick<LabInternet, 'ip' | 'httpPort' | 'e
   return [
     "const net=require('net'),http=require('http');",
     'const log=(o)=>process.stdout.write(JSON.stringify(o)+"\\n");',
-    // keepAliveTimeout 0: one request per connection, so a connection's tuple is one sample.
-    `const h=http.createServer((q,r)=>{const peer=q.socket.remoteAddress,port=q.socket.remotePort;log({svc:'http',peer,port,path:q.url});r.setHeader('connection','close');r.end(JSON.stringify({peer,port,path:q.url})+"\\n")});h.keepAliveTimeout=0;`,
+    // Kept alive for ten minutes: a test holds its tunnels open after the answer, to look at the
+    // servers' sockets while they are.
+    `const h=http.createServer((q,r)=>{const peer=q.socket.remoteAddress,port=q.socket.remotePort;log({svc:'http',peer,port,path:q.url});r.end(JSON.stringify({peer,port,path:q.url})+"\\n")});h.keepAliveTimeout=600000;`,
     `const e=net.createServer(s=>{log({svc:'echo',peer:s.remoteAddress,port:s.remotePort});s.on('error',()=>{});s.pipe(s)});`,
     // Many eyeballs' connections at once: a deep accept backlog.
     `let up=0;const ready=()=>{if(++up===2)console.log('listening')};`,

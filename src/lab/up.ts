@@ -25,6 +25,7 @@ import { LINK_POOL } from './addressing.ts';
 import { bgpSessions, birdConfigPath, birdSocket } from './bgp.ts';
 import { buildCustomerTunnel } from './customer.ts';
 import { internetServerScript } from './internet.ts';
+import { labGeofeed } from './geofeed.ts';
 import { startEtcd } from './etcd.ts';
 import { labDown } from './down.ts';
 import { labPrefix, nodeNs } from './names.ts';
@@ -233,6 +234,7 @@ async function build(plan: LabPlan, o: UpOptions, dir: string, log: (line: strin
   } finally {
     await store.value.close();
   }
+  writeFileSync(geofeedPath(dir), labGeofeed(plan));
   phase(`store (${o.store}) and config`);
 
   // 5. The customers' services: a TCP echo server on each host.
@@ -311,6 +313,11 @@ async function build(plan: LabPlan, o: UpOptions, dir: string, log: (line: strin
   if (applied) return err(applied);
   phase('agents applied the config');
   return ok({ state, phases });
+}
+
+/** The lab's geofeed (geofeed.ts), which the proxies read. */
+export function geofeedPath(dir: string): string {
+  return join(dir, 'geofeed.csv');
 }
 
 /** The log of the Internet host's services: one JSON line per accepted connection. */
