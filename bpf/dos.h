@@ -157,9 +157,10 @@ struct {
 	__type(value, struct dos_slots);
 } dos_match SEC(".maps");
 
-/* Rule slot → what the rule compares and does. */
+/* Rule slot → what the rule compares and does. A hash, not an array, although slots are small
+ * numbers: the agent reads it whole on every pass, and a dump holds only the slots in use. */
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, DOS_MAX_RULES);
 	__type(key, __u32);
 	__type(value, struct dos_rule);

@@ -89,7 +89,7 @@ export interface DosKernelState {
   readonly entries: ReadonlyMap<string, { readonly key: DosKey; readonly slots: readonly number[] }>;
 }
 
-/** One change to the DoS maps; `null` clears (masks, rules) or deletes (entries). */
+/** One change to the DoS maps; `null` clears (masks) or deletes (rules, entries: they must exist). */
 export type DosOp =
   | { readonly kind: 'conf'; readonly conf: DosConf }
   | { readonly kind: 'mask'; readonly index: number; readonly mask: DosMask | null }
@@ -391,7 +391,7 @@ function opLine(pins: Readonly<Record<DosMapName, string>>, op: DosOp): string {
     case 'mask':
       return upd('dos_masks', slotKey(op.index), encodeDosMask(op.mask));
     case 'rule':
-      return upd('dos_rules', slotKey(op.slot), encodeDosRule(op.rule));
+      return op.rule === null ? `map delete pinned ${pins.dos_rules} key hex ${hexArgs(slotKey(op.slot))}` : upd('dos_rules', slotKey(op.slot), encodeDosRule(op.rule));
     case 'zero-stats':
       // bpftool copies one value to every CPU of a per-CPU map.
       return upd('dos_stats', slotKey(op.slot), Buffer.alloc(DOS_STATS.size));
