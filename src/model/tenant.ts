@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { descriptionSchema, displayNameSchema } from './id.ts';
 import { cidrSchema } from './net.ts';
+import { synFloodSchema } from './synflood.ts';
 import { tenantDosSchema } from './detection.ts';
 
 /**
@@ -29,6 +30,8 @@ export const tenantSchema = z.strictObject({
     .optional(),
   /** DoS settings of the tenant: `detection` (model/detection.ts), defaults when absent. */
   dos: tenantDosSchema.optional(),
+  /** SYN-flood protection of the tenant's prefixes (model/synflood.ts); off when absent. */
+  synFlood: synFloodSchema.optional(),
 });
 
 /** Stored tenant (without its children). */
