@@ -17,6 +17,8 @@ import { registerAgentCommand } from './agent.ts';
 import { registerApiCommand } from './api.ts';
 import { registerTokenCommand } from './token.ts';
 import { registerLabCommand } from './lab.ts';
+import { registerProxyCommand } from './proxy.ts';
+import { registerDosCommand } from './dos.ts';
 
 function version(): string {
   try {
@@ -86,6 +88,12 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     code = c;
   });
   registerLabCommand(program, io, (c) => {
+    code = c;
+  });
+  registerProxyCommand(program, io, (c) => {
+    code = c;
+  });
+  registerDosCommand(program, io, (c) => {
     code = c;
   });
 
