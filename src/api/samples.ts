@@ -7,6 +7,7 @@
 import type { RouteSpec } from './route.ts';
 import type { ApiHarness } from './harness.ts';
 import { acmeDocument } from './harness.ts';
+import { addDetectionSpares } from './detect-samples.ts';
 
 /** Objects `addSpares` creates, by the API path that holds them, with their bodies. */
 export const SPARES: readonly (readonly [string, unknown])[] = [
@@ -27,6 +28,7 @@ export async function addSpares(h: ApiHarness): Promise<void> {
     const r = await h.call('PUT', path, { body });
     if (r.status !== 200) throw new Error(`addSpares: PUT ${path} → ${r.status} ${JSON.stringify(r.body)}`);
   }
+  await addDetectionSpares(h.store);
 }
 
 /** Path parameter values of the samples: the Acme tenant and the spare objects. */

@@ -15,6 +15,7 @@ import { dosRuleSchema } from '../model/dos.ts';
 import { egressAssignmentSchema, egressPoolSchema } from '../model/egress.ts';
 import { serverStatusSchema } from '../model/status.ts';
 import { TOKEN_RE } from './tokens.ts';
+import { DETECTION_SCHEMAS } from './detect-schemas.ts';
 
 /**
  * Objects stored one per key. Each gets three components: `<Name>` (the body of a write, as the
@@ -109,6 +110,7 @@ export const WIRE_SCHEMAS = {
   Token: z.strictObject({ token: z.string().regex(TOKEN_RE) }),
   Health: z.strictObject({ status: z.literal('ok'), revision: z.number().int().nonnegative() }),
   OpenApiDocument: z.looseObject({ openapi: z.string() }),
+  ...DETECTION_SCHEMAS,
   Error: z.strictObject({
     error: z.looseObject({
       code: z.string(),

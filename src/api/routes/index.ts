@@ -7,6 +7,7 @@ import { firewallRoutes } from './firewall.ts';
 import { platformRoutes } from './platform.ts';
 import { statusRoutes } from './status.ts';
 import { configRoutes } from './config.ts';
+import { detectRoutes } from './detect.ts';
 
 /** Every route of the API. */
 export const ROUTES: readonly RouteSpec[] = [
@@ -17,4 +18,5 @@ export const ROUTES: readonly RouteSpec[] = [
   ...platformRoutes,
   ...statusRoutes,
   ...configRoutes,
+  ...detectRoutes,
 ];
