@@ -26,7 +26,6 @@
  * per wall-clock second mostly measure the neighbours; CPU ns per drop does not. The cases run in
  * turn, several rounds, and the median is kept; ratios are against iptables-legacy.
  */
- */
 import { mkdtemp, rm, writeFile, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
