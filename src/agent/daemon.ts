@@ -34,6 +34,8 @@ import { formatIssue } from '../model/issue.ts';
 import { statusKey, type ServerStatus, type TunnelStatus } from '../model/status.ts';
 import type { ConfigStore, JsonValue, StoreError, Watch, WatchBatch } from '../store/types.ts';
 import { apply, nftOnlySteps, plan, type ReconcileEnv } from './reconcile.ts';
+import { rememberSteer, steerInput, steerUnchanged } from './steer.ts';
+import { dosPass } from './dos-daemon.ts';
 import { HealthMonitor, type Prober, type TunnelState } from './health.ts';
 import { probeTargets } from './targets.ts';
 import { isConfigKey, Replica, type ReplicaError } from './replica.ts';
@@ -42,7 +44,7 @@ import { Coalescer, type CoalesceOptions } from './daemon-coalesce.ts';
 import { systemClock, type Clock, type TimerHandle } from './daemon-clock.ts';
 
 /** What started a reconcile. */
-export type ReconcileTrigger = 'start' | 'change' | 'health' | 'retry' | 'drift';
+export type ReconcileTrigger = 'start' | 'change' | 'health' | 'retry' | 'drift' | 'expiry';
 
 /** Outcome of one reconcile, for metrics: `noop` = the kernel already matched. */
 export type ReconcileOutcome = 'ok' | 'error' | 'noop';
@@ -172,6 +174,10 @@ export class Agent {
   #retryTimer: TimerHandle = undefined;
   #heartbeatTimer: TimerHandle = undefined;
   #driftTimer: TimerHandle = undefined;
+  /** Fires at the next DoS rule expiry (agent/dos-daemon.ts). */
+  #dosTimer: TimerHandle = undefined;
+  /** The DoS rules in force the kernel was last made equal to (dos-daemon.ts key). */
+  #kernelDos: string | null | undefined;
   /** How long the last full pass took, ms: drift checks keep to a tenth of the agent's time. */
   #lastFullPassMs = 0;
   /** What the kernel was last made equal to; unknown (undefined) after any failure. */
@@ -288,7 +294,7 @@ export class Agent {
   async #doStop(): Promise<void> {
     this.#stopped = true;
     this.#coalescer.cancel();
-    for (const t of [this.#retryTimer, this.#heartbeatTimer, this.#healthTimer, this.#driftTimer]) this.#clock.clearTimeout(t);
+    for (const t of [this.#retryTimer, this.#heartbeatTimer, this.#healthTimer, this.#driftTimer, this.#dosTimer]) this.#clock.clearTimeout(t);
     this.#health?.stop();
     this.#sleep?.wake();
     this.#watch?.close();
@@ -533,10 +539,14 @@ export class Agent {
       }
       const d = compileServer(cfg.value, this.#o.where, { ...this.#o.compile, down: this.#health?.down() ?? new Set() });
       if (!d.ok) return fail('compile', `compile ${this.server} at revision ${revision}: ${d.error.path}: ${d.error.message}; the kernel keeps the last applied config`);
+      const steer = steerInput(this.#o.env, cfg.value, this.#o.where);
+      if (!steer.ok) return fail('compile', `compile steering of ${this.server} at revision ${revision}: ${steer.error.path}: ${steer.error.message}; the kernel keeps the last applied config`);
+      const dos = dosPass(this.#o.env, cfg.value, this.#o.where.dc, this.#clock.now());
+      if (!dos.ok) return fail('compile', `compile DoS rules of ${this.server} at revision ${revision}: ${dos.error}; the kernel keeps the last applied config`);
       this.#desired = d.value;
       this.#health?.setTargets(probeTargets(d.value));
       let steps = 0;
-      const fast = trigger === 'change' && this.#kernelDesired ? nftOnlySteps(this.#o.env, this.#kernelDesired, d.value) : null;
+      const fast = trigger === 'change' && this.#kernelDesired && steerUnchanged(this.#kernelDesired, steer.value) && dos.value.key === this.#kernelDos ? nftOnlySteps(this.#o.env, this.#kernelDesired, d.value) : null;
       if (fast) {
         const report = await apply(fast);
         steps += report.applied.length;
@@ -546,7 +556,7 @@ export class Agent {
         }
       }
       for (let pass = 0; !fast && pass < this.#passes; pass++) {
-        const p = await plan(this.#o.env, d.value);
+        const p = await plan(this.#o.env, d.value, { ...(steer.value ? { steer: steer.value } : {}), ...dos.value.more });
         if (!p.ok) return fail('apply', `plan at revision ${revision}: ${p.error.path}: ${p.error.message}`);
         if (p.value.length === 0) break;
         const report = await apply(p.value);
@@ -561,6 +571,12 @@ export class Agent {
         this.#scheduleDriftCheck();
       }
       this.#kernelDesired = d.value;
+      rememberSteer(d.value, steer.value);
+      this.#kernelDos = dos.value.key;
+      // Re-plan when the next DoS rule expires, so it stops being enforced on time.
+      this.#clock.clearTimeout(this.#dosTimer);
+      const expiry = dos.value.expiryInMs;
+      if (expiry !== undefined && !this.#stopped) this.#dosTimer = this.#clock.setTimeout(() => this.#requestReconcile('expiry'), expiry);
       const seconds = (performance.now() - t0) / 1000;
       this.#retryBackoff.reset();
       this.#lastError = undefined;

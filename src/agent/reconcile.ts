@@ -28,6 +28,9 @@ import { nsLabel } from '../kernel/errors.ts';
 import { egressAddrSteps } from './egress.ts';
 import { planDos, type DosInput } from './dos-reconcile.ts';
 import type { DosMapsApi } from '../kernel/bpf/dos.ts';
+import { planSteer } from './steer.ts';
+import type { SteerMapsApi } from '../kernel/bpf/steer.ts';
+import type { DesiredSteer } from '../compile/steer.ts';
 
 /** What the reconciler acts on. */
 export interface ReconcileEnv {
@@ -36,6 +39,8 @@ export interface ReconcileEnv {
   readonly attach: AttachApi;
   /** The XDP DoS stage's maps (agent/dos-reconcile.ts); without it DoS rules are left alone. */
   readonly dos?: DosMapsApi;
+  /** The XDP steering stage's maps (agent/steer.ts); without it steering maps are left alone. */
+  readonly steer?: SteerMapsApi;
 }
 
 /** A failure: code, the object's path, the operation and the cause underneath. */
@@ -140,7 +145,7 @@ function hopsText(r: { nexthops: readonly { dev: string; via?: string; weight: n
 }
 
 /** Reads the kernel and returns the steps that make it equal to `d`. Reads only. */
-export async function plan(env: ReconcileEnv, d: DesiredServer, more: { readonly dos?: DosInput } = {}): Promise<R<Step[]>> {
+export async function plan(env: ReconcileEnv, d: DesiredServer, more: { readonly dos?: DosInput; readonly steer?: DesiredSteer } = {}): Promise<R<Step[]>> {
   const { kernel: k, bpf, attach } = env;
   const adds: Step[] = [];
   const dels: Step[] = [];
@@ -390,6 +395,14 @@ export async function plan(env: ReconcileEnv, d: DesiredServer, more: { readonly
     dels.push(...s.value.dels);
   }
 
+  // Steering maps (agent/steer.ts), when asked for.
+  if (env.steer && more.steer) {
+    const s = await planSteer(env.steer, more.steer);
+    if (!s.ok) return s;
+    adds.push(...s.value.adds);
+    dels.push(...s.value.dels);
+  }
+
   // Programs on links.
   {
     const ids = kr('bpf/progs', await attach.progIds());
@@ -471,7 +484,7 @@ export async function apply(steps: readonly Step[]): Promise<ApplyReport> {
 }
 
 /** plan + apply, repeated until a plan is empty (at most `passes` times). */
-export async function reconcile(env: ReconcileEnv, d: DesiredServer, passes = 1, more: { readonly dos?: DosInput } = {}): Promise<R<ApplyReport>> {
+export async function reconcile(env: ReconcileEnv, d: DesiredServer, passes = 1, more: { readonly dos?: DosInput; readonly steer?: DesiredSteer } = {}): Promise<R<ApplyReport>> {
   let last: ApplyReport = { applied: [] };
   for (let i = 0; i < passes; i++) {
     const p = await plan(env, d, more);

@@ -123,15 +123,65 @@ function batchLine(paths: Record<SteerMapName, string>, w: SteerWrite): string {
   }
 }
 
+/** An IPv4 address from a be32 that bpftool's BTF view printed as a host-order number. */
+function be32FromHost(n: number): string | null {
+  const b = Buffer.alloc(4);
+  if (LE) b.writeUInt32LE(n >>> 0);
+  else b.writeUInt32BE(n >>> 0);
+  return readAddr4(b);
+}
+const LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+type TableRow = { key: string[]; value: string[]; formatted?: { key: number; value: { first: number; second: number } } };
+
+/**
+ * Reads steer_table: 65,537 rows, ~10 MB of bpftool JSON. The rows' BTF view (`formatted`) is
+ * read when present: two numbers per bucket instead of twelve hex strings.
+ */
+async function readTable(path: string): Promise<Result<Bucket[], BpfError>> {
+  const op = `map dump ${path}`;
+  const res = await run('bpftool', ['-j', 'map', 'dump', 'pinned', path], { timeoutMs: 120_000 });
+  if (!res.ok) return err({ code: 'bpf_failed', op, message: res.error.message, cause: res.error });
+  let rows: TableRow[];
+  try {
+    rows = JSON.parse(res.value.stdout) as TableRow[];
+  } catch (e) {
+    return err({ code: 'bpf_bad_output', op, message: `unreadable bpftool output: ${(e as Error).message}`, cause: e as Error });
+  }
+  const table: Bucket[] = new Array<Bucket>(STEER_BUCKETS).fill({ first: null, second: null });
+  for (const r of rows) {
+    if (r.formatted) {
+      const i = r.formatted.key;
+      if (i >= 0 && i < STEER_BUCKETS) table[i] = { first: be32FromHost(r.formatted.value.first), second: be32FromHost(r.formatted.value.second) };
+      continue;
+    }
+    const key = Buffer.from(r.key.map((h) => parseInt(h, 16)));
+    const i = readHostU32(key);
+    if (i < STEER_BUCKETS) table[i] = decodeBucket(Buffer.from(r.value.map((h) => parseInt(h, 16))));
+  }
+  return ok(table);
+}
+
+/**
+ * How long the Linux implementation trusts its copy of steer_table (what it last read or wrote)
+ * before reading the kernel's again: reading all 65,537 buckets takes seconds of bpftool on a
+ * busy machine, far too much for every reconcile pass, while the table changes only through us.
+ * Drift made by hand is repaired within this time.
+ */
+export const TABLE_REREAD_MS = 60_000;
+
 /** The Linux implementation over one loaded edge's pinned maps. */
-export function linuxSteerMaps(pins: Pick<EdgePins, 'root'>): SteerMapsApi {
+export function linuxSteerMaps(pins: Pick<EdgePins, 'root'>, opts: { tableRereadMs?: number } = {}): SteerMapsApi {
   const paths = steerMapPaths(pins);
   const dump = async (m: SteerMapName) => mapDump(paths[m]);
+  let cache: { table: Bucket[]; at: number } | null = null;
+  const rereadMs = opts.tableRereadMs ?? TABLE_REREAD_MS;
   return {
     async read() {
+      const fresh = cache !== null && performance.now() - cache.at < rereadMs;
       const [cfgRows, tableRows, svc, peers, egress, slices] = await Promise.all([
         dump('steer_cfg'),
-        dump('steer_table'),
+        fresh ? Promise.resolve(ok(cache?.table as Bucket[])) : readTable(paths.steer_table),
         dump('steer_svc'),
         dump('steer_peers'),
         dump('steer_egress'),
@@ -140,11 +190,8 @@ export function linuxSteerMaps(pins: Pick<EdgePins, 'root'>): SteerMapsApi {
       for (const r of [cfgRows, tableRows, svc, peers, egress, slices]) if (!r.ok) return r;
       if (!cfgRows.ok || !tableRows.ok || !svc.ok || !peers.ok || !egress.ok || !slices.ok) throw new Error('unreachable');
       const cfgRow = cfgRows.value[0];
-      const table: Bucket[] = new Array<Bucket>(STEER_BUCKETS).fill({ first: null, second: null });
-      for (const r of tableRows.value) {
-        const i = readHostU32(r.key);
-        if (i < STEER_BUCKETS && r.value) table[i] = decodeBucket(r.value);
-      }
+      if (!fresh) cache = { table: tableRows.value, at: performance.now() };
+      const table = [...tableRows.value];
       const eg = new Map<string, EgressEntry>();
       for (const r of egress.value) {
         const e = r.value ? decodeEgress(r.value) : null;
@@ -175,6 +222,9 @@ export function linuxSteerMaps(pins: Pick<EdgePins, 'root'>): SteerMapsApi {
         const file = join(dir, 'batch.txt');
         await writeFile(file, writes.map((w) => batchLine(paths, w)).join(''), { mode: 0o600 });
         const res = await run('bpftool', ['batch', 'file', file], { timeoutMs: 120_000 });
+        // What reached the kernel is unknown after a failure: the next read goes to the kernel.
+        if (!res.ok) cache = null;
+        else if (cache) for (const w of writes) if (w.op === 'bucket') cache.table[w.index] = { ...w.value };
         if (!res.ok) {
           // bpftool stops at the first failing command and names it ("line N"); earlier lines
           // are applied. Every write is idempotent, so the next plan picks up from there.
