@@ -29,6 +29,7 @@ import { MonotonicCounters } from './metrics-monotonic.ts';
 import { serveMetrics, type MetricsListen, type MetricsServer } from './metrics-http.ts';
 import { KERNEL_COUNTERS, readKernelCounters, type KernelCounterId, type ScrapeError } from './metrics-read.ts';
 import type { ReconcileEnv } from './reconcile.ts';
+import { DetectMetrics } from './detect-metrics.ts';
 
 export type { ScrapeError } from './metrics-read.ts';
 export { KERNEL_COUNTERS } from './metrics-read.ts';
@@ -75,6 +76,8 @@ function epochSeconds(iso: string | undefined): number | null {
 export class AgentMetrics {
   /** Every metric of the agent; serve it, or merge it into another registry. */
   readonly registry: Registry = new Registry();
+  /** Attack detection's series; the detection loop feeds it (`detection.observe` as its onReport). */
+  readonly detection: DetectMetrics = new DetectMetrics(this.registry);
   private readonly src: AgentMetricsSource;
   private readonly monotonic = new MonotonicCounters();
   private readonly reconcileDuration: Histogram<'outcome'>;
