@@ -21,8 +21,10 @@ import { parseCidr } from '../model/net.ts';
 import { openStore, parseStoreSpec } from '../store/open.ts';
 import { linuxKernel, marksWith } from '../kernel/index.ts';
 import { linuxBpfMaps } from '../kernel/bpf/maps-api.ts';
+import { linuxSteerMaps } from '../kernel/bpf/steer.ts';
 import { linuxAttach } from '../kernel/attach.ts';
 import { edgePins, loadEdge } from '../kernel/bpf/loader.ts';
+import { parseDetectEvery, startDetection } from '../agent/detect-run.ts';
 
 /** The flags of `anyedge agent`, as commander hands them over. */
 export interface AgentCliOptions {
@@ -35,6 +37,7 @@ export interface AgentCliOptions {
   readonly linkPool?: string;
   readonly metrics?: string;
   readonly logLevel?: string;
+  readonly detectEvery?: string;
 }
 
 /** Log levels, quietest last. */
@@ -107,6 +110,11 @@ export async function runAgent(o: AgentCliOptions, io: Io, control: AgentRunCont
   }
   const spec = parseStoreSpec(o.store);
   if (!spec.ok) return EXIT_USAGE; // checked above
+  const detectEvery = parseDetectEvery(o.detectEvery);
+  if (!detectEvery.ok) {
+    io.err(`${detectEvery.error}\n`);
+    return EXIT_USAGE;
+  }
   const quiet = flags.level === 'info';
   const line = (e: Record<string, unknown>): void => io.err(`${JSON.stringify({ ts: new Date().toISOString(), ...e })}\n`);
   const log = (e: AgentEvent): void => {
@@ -128,7 +136,7 @@ export async function runAgent(o: AgentCliOptions, io: Io, control: AgentRunCont
       }
     }
     const marks = marksWith({ prefix: o.prefix ?? 'ae' });
-    const env: ReconcileEnv = { kernel: linuxKernel(marks), bpf: linuxBpfMaps(pins), attach: linuxAttach(pins) };
+    const env: ReconcileEnv = { kernel: linuxKernel(marks), bpf: linuxBpfMaps(pins), attach: linuxAttach(pins), steer: linuxSteerMaps(pins) };
     const agent = new Agent({
       where: { dc: flags.dc, server: flags.server },
       openStore: () => openStore(spec.value),
@@ -139,8 +147,9 @@ export async function runAgent(o: AgentCliOptions, io: Io, control: AgentRunCont
       log,
     });
     let metricsServer: { port: number; close(): Promise<void> } | null = null;
+    let metrics: AgentMetrics | null = null;
     if (flags.listen) {
-      const metrics = new AgentMetrics({ env, desired: () => agent.desired(), status: () => agent.snapshot() });
+      metrics = new AgentMetrics({ env, desired: () => agent.desired(), status: () => agent.snapshot() });
       agent.onReconcile((seconds, outcome) => metrics.observeReconcile(seconds, outcome));
       try {
         metricsServer = await metrics.serve(flags.listen);
@@ -156,8 +165,12 @@ export async function runAgent(o: AgentCliOptions, io: Io, control: AgentRunCont
       await metricsServer?.close();
       return EXIT_INVALID;
     }
+    const detection = await startDetection({ agent, where: flags, bpfRoot: pins.root, every: detectEvery.value, log: line });
+    if (!detection.ok) line({ level: 'error', event: 'error', stage: 'detect', message: detection.error });
+    else if (metrics) detection.value?.onTick((r) => metrics.detection.observe(r));
     const why = await until;
     line({ level: 'info', event: 'stopping', signal: why });
+    if (detection.ok) await detection.value?.stop();
     await agent.stop();
     await metricsServer?.close();
     return EXIT_OK;
@@ -180,6 +193,7 @@ export function registerAgentCommand(program: Command, io: Io, done: (code: numb
     .option('--link-pool <cidr>', 'reserved IPv4 pool for server↔tenant links (default 192.0.2.128/25)')
     .option('--metrics <host:port>', 'serve Prometheus /metrics there, e.g. 127.0.0.1:9474')
     .option('--log-level <level>', `log level: ${LOG_LEVELS.join(' or ')} (default info)`)
+    .option('--detect-every <n>', 'attack detection samples 1 packet in N on the uplink XDP program (default 100; 0 turns detection off)')
     .action(async (o: AgentCliOptions) => {
       done(await runAgent(o, io));
     });

@@ -17,6 +17,8 @@ import { linuxBpfMaps } from '../kernel/bpf/maps-api.ts';
 import { linuxAttach } from '../kernel/attach.ts';
 import { edgePins, loadEdge } from '../kernel/bpf/loader.ts';
 import { apply, formatPlan, plan } from '../agent/reconcile.ts';
+import { steerInput } from '../agent/steer.ts';
+import { linuxSteerMaps } from '../kernel/bpf/steer.ts';
 import { EXIT_INVALID, EXIT_OK, EXIT_USAGE } from './validate.ts';
 
 /** Options of both commands. */
@@ -77,8 +79,15 @@ export async function runPlan(opts: PlanOptions, io: Io, doApply: boolean): Prom
       return EXIT_INVALID;
     }
   }
-  const env = { kernel: linuxKernel(marks), bpf: linuxBpfMaps(pins), attach: linuxAttach(pins) };
-  const steps = await plan(env, desired.value);
+  const env = { kernel: linuxKernel(marks), bpf: linuxBpfMaps(pins), attach: linuxAttach(pins), steer: linuxSteerMaps(pins) };
+  // The XDP steering maps (Maglev table, services, peers, egress owners) are part of the plan.
+  const steer = steerInput(env, cfg.value, { dc, server });
+  if (!steer.ok) {
+    io.err(`${steer.error.path}: ${steer.error.message}\n`);
+    return EXIT_INVALID;
+  }
+  for (const w of steer.value?.warnings ?? []) io.err(`warning: ${w}\n`);
+  const steps = await plan(env, desired.value, steer.value ? { steer: steer.value } : {});
   if (!steps.ok) {
     io.err(`${steps.error.path}: ${steps.error.message}\n`);
     return EXIT_INVALID;
