@@ -30,6 +30,7 @@ import { serveMetrics, type MetricsListen, type MetricsServer } from './metrics-
 import { KERNEL_COUNTERS, readKernelCounters, type KernelCounterId, type ScrapeError } from './metrics-read.ts';
 import type { ReconcileEnv } from './reconcile.ts';
 import { DetectMetrics } from './detect-metrics.ts';
+import { registerDosMetrics } from './dos-metrics.ts';
 
 export type { ScrapeError } from './metrics-read.ts';
 export { KERNEL_COUNTERS } from './metrics-read.ts';
@@ -88,6 +89,7 @@ export class AgentMetrics {
   constructor(src: AgentMetricsSource) {
     this.src = src;
     const registers = [this.registry];
+    registerDosMetrics(this.registry, () => src.env);
 
     this.reconcileDuration = new Histogram({
       name: 'anyedge_reconcile_duration_seconds',
