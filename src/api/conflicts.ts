@@ -40,6 +40,11 @@ export const CONFLICT_CODES: ReadonlySet<string> = new Set([
   'orphan',
   // Egress slices too small for the data center's servers: add slices or move the address.
   'too_many_servers',
+  // An IPv6 egress address names one server of its data center (another write may add or
+  // remove the server); an IPv4 one names none.
+  'missing_server',
+  'unknown_server',
+  'unexpected_server',
 ]);
 
 /** Who is looking: the operator sees everything; a tenant only its own subtree. */

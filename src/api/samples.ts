@@ -66,6 +66,7 @@ export function sampleBody(spec: RouteSpec): unknown {
   if (spec.body === 'Tenant') return { name: 'Acme Corp' };
   if (spec.body === 'Firewall') return { default: { ingress: 'drop', egress: 'accept' }, rules: [{ id: 'ssh', direction: 'ingress', protocol: 'tcp', dport: [22], action: 'accept' }] };
   if (spec.body === 'ConfigDiffRequest' || spec.body === 'ConfigApplyRequest') return { config: acmeDocument() };
+  if (spec.body === 'EgressAssignBatch') return { set: { '198.51.100.65': { dc: 'ams' } } };
   const path = samplePath(spec);
   const spare = SPARES.find(([p]) => p === path);
   if (!spare) throw new Error(`samples: no sample body for ${spec.method} ${spec.path} (${spec.body})`);

@@ -15,6 +15,7 @@ import { dosRuleSchema } from '../model/dos.ts';
 import { egressAssignmentSchema, egressPoolSchema } from '../model/egress.ts';
 import { serverStatusSchema } from '../model/status.ts';
 import { TOKEN_RE } from './tokens.ts';
+import { EGRESS_SCHEMAS } from './egress-schemas.ts';
 import { DETECTION_SCHEMAS } from './detect-schemas.ts';
 
 /**
@@ -34,6 +35,7 @@ export const MODEL_SCHEMAS = {
   Server: serverSchema,
   DosRule: dosRuleSchema,
   EgressPool: egressPoolSchema,
+  EgressAssignment: egressAssignmentSchema,
 } as const satisfies Record<string, z.ZodType>;
 
 /** A model component name. */
@@ -111,6 +113,7 @@ export const WIRE_SCHEMAS = {
   Health: z.strictObject({ status: z.literal('ok'), revision: z.number().int().nonnegative() }),
   OpenApiDocument: z.looseObject({ openapi: z.string() }),
   ...DETECTION_SCHEMAS,
+  ...EGRESS_SCHEMAS,
   Error: z.strictObject({
     error: z.looseObject({
       code: z.string(),

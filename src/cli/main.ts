@@ -19,6 +19,7 @@ import { registerTokenCommand } from './token.ts';
 import { registerLabCommand } from './lab.ts';
 import { registerProxyCommand } from './proxy.ts';
 import { registerDosCommand } from './dos.ts';
+import { registerEgressCommand } from './egress.ts';
 
 function version(): string {
   try {
@@ -94,6 +95,9 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     code = c;
   });
   registerDosCommand(program, io, (c) => {
+    code = c;
+  });
+  registerEgressCommand(program, io, (c) => {
     code = c;
   });
 

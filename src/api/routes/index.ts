@@ -8,6 +8,7 @@ import { platformRoutes } from './platform.ts';
 import { statusRoutes } from './status.ts';
 import { configRoutes } from './config.ts';
 import { detectRoutes } from './detect.ts';
+import { egressRoutes } from './egress.ts';
 
 /** Every route of the API. */
 export const ROUTES: readonly RouteSpec[] = [
@@ -19,4 +20,5 @@ export const ROUTES: readonly RouteSpec[] = [
   ...statusRoutes,
   ...configRoutes,
   ...detectRoutes,
+  ...egressRoutes,
 ];
