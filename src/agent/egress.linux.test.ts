@@ -12,6 +12,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { needs, hasTool, isRoot } from '../testkit/needs.ts';
 import { NetLab } from '../testkit/netlab.ts';
@@ -147,4 +148,20 @@ test('drift is repaired, and the address and table go when the assignment does',
   assert.doesNotMatch(await lab.ip('s', 'addr', 'show', 'dev', 'lo'), /198\.51\.100\.64/);
   // lo keeps what is not ours.
   assert.match(await lab.ip('s', 'addr', 'show', 'dev', 'lo'), /127\.0\.0\.1/);
+});
+
+test('an address moved away from the server breaks the connections the server had from it', async (t) => {
+  if (!ready(t)) return;
+  await pass(desired());
+  const hold = lab.spawn('s', process.execPath, [HELPER, 'hold', EGRESS, String(PORT), DSTS[1]!]);
+  const lines = createInterface({ input: hold.stdout! })[Symbol.asyncIterator]();
+  const next = async () => String((await lines.next()).value);
+  assert.match(await next(), /^198\.51\.100\.64:(6[4-9]|[7-9]\d|1[01]\d|12[0-7])$/, 'greeting from the slice');
+  hold.stdin!.write('send\n');
+  assert.equal(await next(), 'echo');
+  // The assignment moves to another data center: this server's reconciler takes the address off lo.
+  assert.match(await pass(desired(false)), /addr del 198\.51\.100\.64\/32 dev lo/);
+  hold.stdin!.write('send\n');
+  assert.match(await next(), /^(silent|error \w+)$/, 'the established connection no longer carries data');
+  hold.stdin!.end();
 });
