@@ -17,6 +17,9 @@ import { linuxBpfMaps } from '../kernel/bpf/maps-api.ts';
 import { linuxAttach } from '../kernel/attach.ts';
 import { edgePins, loadEdge } from '../kernel/bpf/loader.ts';
 import { apply, formatPlan, plan } from '../agent/reconcile.ts';
+import { lastDosTables } from '../agent/dos-reconcile.ts';
+import { linuxDosMaps } from '../kernel/bpf/dos.ts';
+import { formatDos } from '../compile/dos/format.ts';
 import { steerInput } from '../agent/steer.ts';
 import { linuxSteerMaps } from '../kernel/bpf/steer.ts';
 import { EXIT_INVALID, EXIT_OK, EXIT_USAGE } from './validate.ts';
@@ -79,7 +82,7 @@ export async function runPlan(opts: PlanOptions, io: Io, doApply: boolean): Prom
       return EXIT_INVALID;
     }
   }
-  const env = { kernel: linuxKernel(marks), bpf: linuxBpfMaps(pins), attach: linuxAttach(pins), steer: linuxSteerMaps(pins) };
+  const env = { kernel: linuxKernel(marks), bpf: linuxBpfMaps(pins), attach: linuxAttach(pins), steer: linuxSteerMaps(pins), dos: linuxDosMaps(pins.root) };
   // The XDP steering maps (Maglev table, services, peers, egress owners) are part of the plan.
   const steer = steerInput(env, cfg.value, { dc, server });
   if (!steer.ok) {
@@ -87,12 +90,16 @@ export async function runPlan(opts: PlanOptions, io: Io, doApply: boolean): Prom
     return EXIT_INVALID;
   }
   for (const w of steer.value?.warnings ?? []) io.err(`warning: ${w}\n`);
-  const steps = await plan(env, desired.value, steer.value ? { steer: steer.value } : {});
+  // The XDP DoS maps: the rules in force in this DC now (slots as the kernel holds them).
+  const dos = { config: cfg.value, dc, now: Date.now() };
+  const steps = await plan(env, desired.value, { ...(steer.value ? { steer: steer.value } : {}), dos });
   if (!steps.ok) {
     io.err(`${steps.error.path}: ${steps.error.message}\n`);
     return EXIT_INVALID;
   }
   io.out(formatPlan(steps.value));
+  const dosTables = lastDosTables(env.dos);
+  if (dosTables && dosTables.rules.length) io.out(`\nXDP DoS maps after the plan:\n${formatDos(dosTables)}`);
   if (!doApply) return EXIT_OK;
   const report = await apply(steps.value);
   if (report.failed) {
