@@ -24,6 +24,7 @@ test('lab attack: bad kind, numbers and id are usage errors naming the flag', as
       [['syn', '--seconds', 'ten'], /--seconds ten: give a whole number/],
       [['udp', '--pps', '-5'], /--pps -5: give a whole number/],
       [['syn', '--id', 'X!'], /--id: lab id "X!"/],
+      [['syn', '--syn-mitigation', 'pray'], /--syn-mitigation pray: use xdp, synproxy, rate-limit/],
       [['syn', '--seconds', '0', '--run-dir', dir], /seconds: --seconds 0: give 1 to 120/],
       [['udp', '--pps', '1000000', '--run-dir', dir], /pps: --pps 1000000: give 1 to 100000/],
     ];

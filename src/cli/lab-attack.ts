@@ -1,8 +1,9 @@
 /**
  * `anyedge lab attack syn|udp [--seconds 10 --pps 10000 --from EYEBALL --legit EYEBALL
- * --keep-rule --json]`: a bounded hping3 flood from one eyeball of a running lab against Acme's
- * 203.0.113.100, with the mitigation installed through the REST API, while another eyeball keeps
- * a connection open and opens new ones (src/lab/attack.ts). Exit 0 when every goal was met
+ * --syn-mitigation xdp|synproxy|rate-limit --keep-rule --json]`: a bounded hping3 flood from one
+ * eyeball of a running lab against Acme's 203.0.113.100, with the mitigation installed through
+ * the REST API, while another eyeball keeps a connection open and opens new ones
+ * (src/lab/attack.ts). Exit 0 when every goal was met
  * (≥ 99 % of new connections, the long connection alive, ≥ 90 % of the flood stopped in XDP),
  * 1 when not or when it could not run, 2 when a flag is wrong.
  */
@@ -13,6 +14,7 @@ import { formatLabError } from '../lab/errors.ts';
 import { DEFAULT_RUN_DIR } from '../lab/state.ts';
 import { FLOOD_KINDS, type FloodKind } from '../lab/attack-flood.ts';
 import { labAttack } from '../lab/attack.ts';
+import { SYN_MITIGATIONS, type SynMitigation } from '../lab/attack-mitigation.ts';
 import { formatAttack } from '../lab/attack-report.ts';
 
 /** Flags of `lab attack`. */
@@ -23,6 +25,7 @@ export interface AttackFlags {
   readonly pps?: string;
   readonly from?: string;
   readonly legit?: string;
+  readonly synMitigation?: string;
   readonly keepRule?: boolean;
   readonly json?: boolean;
 }
@@ -53,6 +56,11 @@ export async function runLabAttack(kind: string, o: AttackFlags, io: Io): Promis
   const seconds = int('seconds', o.seconds, ATTACK_DEFAULTS.seconds, io);
   const pps = int('pps', o.pps, ATTACK_DEFAULTS.pps, io);
   if (seconds === null || pps === null) return EXIT_USAGE;
+  const syn = o.synMitigation ?? 'xdp';
+  if (!(SYN_MITIGATIONS as readonly string[]).includes(syn)) {
+    io.err(`--syn-mitigation ${syn}: use ${SYN_MITIGATIONS.join(', ')}\n`);
+    return EXIT_USAGE;
+  }
   const r = await labAttack({
     id: id.value,
     runDir: o.runDir ?? DEFAULT_RUN_DIR,
@@ -61,6 +69,7 @@ export async function runLabAttack(kind: string, o: AttackFlags, io: Io): Promis
     pps,
     ...(o.from !== undefined ? { from: o.from } : {}),
     ...(o.legit !== undefined ? { legit: o.legit } : {}),
+    syn: syn as SynMitigation,
     keepRule: o.keepRule === true,
     log: (l) => io.err(`${l}\n`),
   });

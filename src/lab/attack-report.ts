@@ -32,7 +32,7 @@ export interface AttackReport {
   readonly client: LegitResult;
   readonly perServer: AttackSnapshot;
   readonly totals: AttackTotals;
-  /** Whether the rule was removed after the run (false with --keep-rule, or when removing failed). */
+  /** Whether the mitigation was undone after the run (false with --keep-rule, or when undoing failed). */
   readonly ruleRemoved: boolean;
   readonly verdict: Verdict;
 }
@@ -46,8 +46,11 @@ export interface Verdict {
   readonly problems: readonly string[];
 }
 
-/** Judges a run against the goals (pure). */
-export function judge(flood: FloodResult, client: LegitResult, totals: AttackTotals): Verdict {
+/**
+ * Judges a run against the goals (pure). `inXdp`: the mitigation acts in XDP, so the flood must
+ * have been stopped there; false for synproxy, which answers in the tenant namespace.
+ */
+export function judge(flood: FloodResult, client: LegitResult, totals: AttackTotals, inXdp = true): Verdict {
   const problems: string[] = [];
   const rate = successRate(client);
   const stopped = totals.xdpDrops + totals.xdpTx;
@@ -58,9 +61,15 @@ export function judge(flood: FloodResult, client: LegitResult, totals: AttackTot
   if (!client.long.survived)
     problems.push(`the long connection did not survive: ${client.long.error ?? `${client.long.echoed}/${client.long.sent} lines echoed`}`);
   if (flood.transmitted === 0) problems.push('hping3 sent nothing');
-  else if (share < GOAL_XDP_SHARE)
+  else if (inXdp && share < GOAL_XDP_SHARE)
     problems.push(`XDP stopped ${stopped} of the ${flood.transmitted} flood packets (${pct(share)}), below ${pct(GOAL_XDP_SHARE)}: the rest reached the stack`);
   return { ok: problems.length === 0, successRate: rate, xdpShare: share, problems };
+}
+
+function mitigationText(m: Mitigation): string {
+  const b = m.body;
+  if (m.kind === 'syn-xdp' || m.kind === 'syn-synproxy') return `synFlood ${JSON.stringify(b)}`;
+  return `${JSON.stringify(b.match)} → ${String(b.action)}${b.rateLimit ? ` ${JSON.stringify(b.rateLimit)}` : ''}`;
 }
 
 function pct(x: number): string {
@@ -73,7 +82,7 @@ export function formatAttack(r: AttackReport): string {
   const t = r.totals;
   const lines = [
     `${r.kind.toUpperCase()} flood: ${r.attacker.eyeball} (${r.attacker.ip}, lands in ${r.attacker.dc}) → ${r.target.host}:${r.target.port} (${r.target.tenant})`,
-    `  mitigation: dos rule ${r.mitigation.ruleId} (store revision ${r.mitigation.revision}, applied on every server in ${r.mitigation.appliedSeconds.toFixed(2)} s): ${JSON.stringify(r.mitigation.rule.match)} → ${String(r.mitigation.rule.action)}${r.mitigation.rule.rateLimit ? ` ${JSON.stringify(r.mitigation.rule.rateLimit)}` : ''}`,
+    `  mitigation: ${r.mitigation.what} (store revision ${r.mitigation.revision}, applied on every server in ${r.mitigation.appliedSeconds.toFixed(2)} s): ${mitigationText(r.mitigation)}`,
     `  flood: ${r.flood.transmitted} packets in ${r.flood.seconds.toFixed(1)} s (${Math.round(r.flood.pps)} pps, hping3's count)`,
     `  legitimate client ${r.legit.eyeball} (${r.legit.ip}, lands in ${r.legit.dc}), ${c.seconds.toFixed(1)} s:`,
     `    new connections: ${c.short.echoed}/${c.short.attempted} echoed (${pct(r.verdict.successRate)})${Object.keys(c.short.failures).length ? `, failures ${JSON.stringify(c.short.failures)}` : ''}; connect→echo p50 ${c.short.p50Ms} ms, p99 ${c.short.p99Ms} ms, max ${c.short.maxMs} ms`,
@@ -81,7 +90,7 @@ export function formatAttack(r: AttackReport): string {
     `  XDP on the servers' uplinks: ${t.xdpDrops} dropped, ${t.xdpTx} answered (XDP_TX), of ${t.xdpPackets} seen = ${pct(r.verdict.xdpShare)} of the flood stopped in XDP`,
     `    drops by server: ${Object.entries(t.dropsByServer).map(([s, n]) => `${s} ${n}`).join(', ') || 'none'}`,
     `    xdp_edge counters: ${Object.entries(t.edge).map(([k, v]) => `${k} +${v}`).join(', ') || 'none moved'}`,
-    `  rule ${r.ruleRemoved ? 'removed after the run' : `LEFT IN PLACE (expires ${String(r.mitigation.rule.expires)})`}`,
+    `  mitigation ${r.ruleRemoved ? 'undone after the run' : `LEFT IN PLACE${r.mitigation.body.expires ? ` (expires ${String(r.mitigation.body.expires)})` : ''}`}`,
     r.verdict.ok ? '  verdict: OK — every goal met' : `  verdict: FAILED\n${r.verdict.problems.map((p) => `    - ${p}`).join('\n')}`,
   ];
   return `${lines.join('\n')}\n`;

@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { dosRuleSchema } from '../model/dos.ts';
 import { floodArgv, parseHpingStats, UDP_SIGNATURE } from './attack-flood.ts';
-import { MITIGATION_TTL_MS, mitigationRule } from './attack-mitigation.ts';
+import { installMitigation, MITIGATION_TTL_MS, mitigationRule, removeMitigation } from './attack-mitigation.ts';
+import { tenantSchema } from '../model/tenant.ts';
 import { chooseNodes } from './attack.ts';
 import { judge } from './attack-report.ts';
 import type { LegitResult } from './attack-client.ts';
@@ -94,4 +95,68 @@ test('judge: 99 % of new connections, the long connection, 90 % of the flood in 
   assert.match(judge(flood, client(100, 100), totals(899)).problems[0]!, /XDP stopped 899 of the 1000 flood packets .* below 90.0 %/);
   assert.match(judge({ ...flood, transmitted: 0 }, client(100, 100), totals(0)).problems[0]!, /hping3 sent nothing/);
   assert.match(judge(flood, client(0, 0), totals(950)).problems[0]!, /opened no connection/);
+  assert.ok(judge(flood, client(100, 100), totals(0), false).ok, 'synproxy acts in the tenant namespace: no XDP goal');
+});
+
+/** A stand-in for the lab's API: answers the calls installMitigation/removeMitigation make and records them. */
+function fakeApi(tenant: Record<string, unknown>) {
+  const calls: Array<{ method: string; path: string; body?: unknown }> = [];
+  let revision = 10;
+  const api = {
+    url: 'http://fake',
+    async call(method: string, path: string, body?: unknown) {
+      calls.push({ method, path, ...(body !== undefined ? { body } : {}) });
+      if (path === '/v1/servers') return { status: 200, body: { items: [{ dc: 'ams', server: 's1', status: { appliedRevision: revision } }] } };
+      if (method === 'GET' && path === '/v1/tenants/acme') return { status: 200, body: { id: 'acme', revision: 3, ...tenant } };
+      if (method === 'DELETE' && path === '/v1/dos/rules/gone') return { status: 404, body: { error: 'not found' } };
+      revision++;
+      return { status: 200, body: { ...(body as object), revision } };
+    },
+    async close() {},
+  };
+  return { api, calls };
+}
+
+test('installMitigation: a DoS rule for UDP and rate-limit, the tenant\'s synFlood for xdp/synproxy; undo restores what was there', async () => {
+  const t = { tenant: 'acme', host: '203.0.113.100', port: 21 };
+  const now = new Date('2030-01-01T00:00:00Z');
+  const tenant = { name: 'Acme', status: 'active' };
+
+  const udp = fakeApi(tenant);
+  const u = await installMitigation(udp.api, 'udp', { ...t, port: 53 }, now);
+  assert.ok(u.ok);
+  assert.equal(u.value.kind, 'drop-rule');
+  assert.equal(u.value.revision, 11);
+  assert.deepEqual(udp.calls.map((c) => `${c.method} ${c.path}`), ['PUT /v1/dos/rules/lab-attack-udp', 'GET /v1/servers']);
+  assert.ok((await removeMitigation(udp.api, u.value)).ok);
+  assert.equal(udp.calls.at(-2)?.method, 'DELETE');
+  assert.ok((await removeMitigation(udp.api, { undo: { kind: 'delete-rule', ruleId: 'gone' } })).ok, 'already gone is success');
+
+  const syn = fakeApi(tenant);
+  const s = await installMitigation(syn.api, 'syn', t, now, 'xdp');
+  assert.ok(s.ok);
+  assert.equal(s.value.kind, 'syn-xdp');
+  assert.equal(s.value.inXdp, true);
+  const put = syn.calls.find((c) => c.method === 'PUT');
+  assert.deepEqual(put?.body, { name: 'Acme', status: 'active', synFlood: { protection: 'xdp', mss: 1400 } }, 'the tenant as it was, id and revision left out, plus synFlood');
+  assert.ok(tenantSchema.safeParse(put?.body).success, 'the body passes the tenant schema');
+  assert.ok((await removeMitigation(syn.api, s.value)).ok);
+  assert.deepEqual(syn.calls.filter((c) => c.method === 'PUT').at(-1)?.body, tenant, 'undo puts the tenant back without synFlood');
+
+  const proxy = fakeApi(tenant);
+  const p = await installMitigation(proxy.api, 'syn', t, now, 'synproxy');
+  assert.ok(p.ok);
+  assert.equal(p.value.inXdp, false);
+
+  const rl = fakeApi(tenant);
+  const r = await installMitigation(rl.api, 'syn', t, now, 'rate-limit');
+  assert.ok(r.ok);
+  assert.equal(r.value.kind, 'rate-limit');
+  assert.equal(rl.calls[0]?.path, '/v1/dos/rules/lab-attack-syn');
+
+  const refused = fakeApi(tenant);
+  refused.api.call = async () => ({ status: 400, body: { error: 'bad' } });
+  const bad = await installMitigation(refused.api, 'udp', t, now);
+  assert.ok(!bad.ok);
+  assert.match(bad.error.message, /the API refused the mitigation \(400\)/);
 });

@@ -11,7 +11,8 @@
  *    bounded in count and time; the client goes on a second past the flood's end;
  * 5. counters read again; the rule removed through the API (unless kept);
  * 6. the verdict (attack-report.ts): ≥ 99 % of new connections echoed, the long connection
- *    alive, ≥ 90 % of the flood's packets stopped by XDP on the servers' uplinks.
+ *    alive, ≥ 90 % of the flood's packets stopped by XDP on the servers' uplinks (dropped, or
+ *    answered with a cookie SYN-ACK; not asked of synproxy, which acts in the tenant namespace).
  * Whatever fails, the flood is stopped, the rule removed and the API closed.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -22,7 +23,7 @@ import type { LabError } from './errors.ts';
 import { startLabApi, type LabApi } from './api.ts';
 import { startFlood, writeSignature, type Flood, type FloodKind } from './attack-flood.ts';
 import { runLegitClient } from './attack-client.ts';
-import { installMitigation, removeMitigation, type Mitigation } from './attack-mitigation.ts';
+import { installMitigation, removeMitigation, type Mitigation, type SynMitigation } from './attack-mitigation.ts';
 import { attackDelta, attackSnapshot, attackTotals } from './attack-evidence.ts';
 import { judge, type AttackNode, type AttackReport } from './attack-report.ts';
 import { labPrefix } from './names.ts';
@@ -45,7 +46,9 @@ export interface AttackOptions {
   readonly from?: string;
   /** The legitimate client's eyeball (default: the first city's). */
   readonly legit?: string;
-  /** Leave the mitigation rule in the store (it still expires). */
+  /** How a SYN flood is mitigated (default xdp: the tenant's SYN-flood protection in XDP). */
+  readonly syn?: SynMitigation;
+  /** Leave the mitigation in the store (a DoS rule still expires). */
   readonly keepRule?: boolean;
   readonly log?: (line: string) => void;
 }
@@ -100,10 +103,10 @@ export async function labAttack(o: AttackOptions): Promise<Result<AttackReport, 
     if (!started.ok) return started;
     api = started.value;
     log(`REST API ${api.url}; installing the mitigation of a ${o.kind} flood to ${target.host}:${target.port}`);
-    const m = await installMitigation(api, o.kind, target, new Date());
+    const m = await installMitigation(api, o.kind, target, new Date(), o.syn ?? 'xdp');
     if (!m.ok) return m;
     mitigation = m.value;
-    log(`dos rule ${mitigation.ruleId} at revision ${mitigation.revision}, applied on every server in ${mitigation.appliedSeconds.toFixed(2)} s`);
+    log(`${mitigation.what} at revision ${mitigation.revision}, applied on every server in ${mitigation.appliedSeconds.toFixed(2)} s`);
 
     const before = await attackSnapshot(plan);
     if (!before.ok) return before;
@@ -128,8 +131,8 @@ export async function labAttack(o: AttackOptions): Promise<Result<AttackReport, 
 
     let ruleRemoved = false;
     if (!o.keepRule) {
-      const removed = await removeMitigation(api, mitigation.ruleId);
-      if (!removed.ok) log(`could not remove ${mitigation.ruleId}: ${removed.error.message}`);
+      const removed = await removeMitigation(api, mitigation);
+      if (!removed.ok) log(`could not undo ${mitigation.what}: ${removed.error.message}`);
       ruleRemoved = removed.ok;
     }
     mitigation = null; // removed, kept on purpose, or tried once: not again in finally
@@ -144,12 +147,12 @@ export async function labAttack(o: AttackOptions): Promise<Result<AttackReport, 
       perServer,
       totals,
       ruleRemoved,
-      verdict: judge(sent.value, seen, totals),
+      verdict: judge(sent.value, seen, totals, m.value.inXdp),
     };
     return ok(report);
   } finally {
     if (flood) (flood as Flood).stop();
-    if (api && mitigation && !o.keepRule) await removeMitigation(api, (mitigation as Mitigation).ruleId);
+    if (api && mitigation && !o.keepRule) await removeMitigation(api, mitigation as Mitigation);
     if (api) await (api as LabApi).close();
     await rm(tmp, { recursive: true, force: true });
   }
