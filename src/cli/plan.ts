@@ -98,8 +98,9 @@ export async function runPlan(opts: PlanOptions, io: Io, doApply: boolean): Prom
     return EXIT_INVALID;
   }
   io.out(formatPlan(steps.value));
+  // When the DoS maps change, what they will hold (an unchanged plan stays "nothing to do").
   const dosTables = lastDosTables(env.dos);
-  if (dosTables && dosTables.rules.length) io.out(`\nXDP DoS maps after the plan:\n${formatDos(dosTables)}`);
+  if (dosTables && steps.value.some((st) => st.path.startsWith('dos/'))) io.out(`\nXDP DoS maps after the plan:\n${formatDos(dosTables)}`);
   if (!doApply) return EXIT_OK;
   const report = await apply(steps.value);
   if (report.failed) {
