@@ -220,6 +220,16 @@ export class Agent {
     return this.#desired;
   }
 
+  /** Config entries as of the newest revision received (keys under the config roots): for side loops such as attack detection. */
+  configEntries(): ReadonlyMap<string, JsonValue> {
+    return this.#config;
+  }
+
+  /** The store while connected, else null: side loops write through the agent's connection. */
+  connectedStore(): ConfigStore | null {
+    return this.#connected ? this.#store : null;
+  }
+
   /** Calls `cb` after every reconcile with its duration and outcome. Returns an unsubscribe. */
   onReconcile(cb: (seconds: number, outcome: ReconcileOutcome) => void): () => void {
     this.#hooks.add(cb);

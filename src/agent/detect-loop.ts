@@ -92,6 +92,7 @@ export class DetectionLoop {
   readonly #by: string;
   readonly #now: () => number;
   readonly #episodes = new Map<string, number>();
+  readonly #listeners = new Set<(r: TickReport) => void>();
   #lastRead: number | undefined;
   #ticks = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -102,6 +103,11 @@ export class DetectionLoop {
     this.#o = o;
     this.#by = `${o.where.dc}/${o.where.server}`;
     this.#now = o.now ?? Date.now;
+  }
+
+  /** Calls `cb` after every tick, like `onReport` (metrics added after the loop was made). */
+  onTick(cb: (r: TickReport) => void): void {
+    this.#listeners.add(cb);
   }
 
   /** Sets the sampling rate and starts ticking. Fails when the rate cannot be set (maps not loaded). */
@@ -157,6 +163,7 @@ export class DetectionLoop {
     for (const e of errors) this.#o.log?.({ level: 'error', event: 'error', stage: 'detect', message: e });
     const report: TickReport = { window, samples: batch.samples.length, lost: batch.lost, every: batch.every, events, errors };
     this.#o.onReport?.(report);
+    for (const cb of this.#listeners) cb(report);
     return report;
   }
 

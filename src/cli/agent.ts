@@ -147,9 +147,10 @@ export async function runAgent(o: AgentCliOptions, io: Io, control: AgentRunCont
       log,
     });
     let metricsServer: { port: number; close(): Promise<void> } | null = null;
-    let metrics: AgentMetrics | null = null;
+    let observeDetection: AgentMetrics['detection'] | null = null;
     if (flags.listen) {
-      metrics = new AgentMetrics({ env, desired: () => agent.desired(), status: () => agent.snapshot() });
+      const metrics = new AgentMetrics({ env, desired: () => agent.desired(), status: () => agent.snapshot() });
+      observeDetection = metrics.detection;
       agent.onReconcile((seconds, outcome) => metrics.observeReconcile(seconds, outcome));
       try {
         metricsServer = await metrics.serve(flags.listen);
@@ -167,7 +168,10 @@ export async function runAgent(o: AgentCliOptions, io: Io, control: AgentRunCont
     }
     const detection = await startDetection({ agent, where: flags, bpfRoot: pins.root, every: detectEvery.value, log: line });
     if (!detection.ok) line({ level: 'error', event: 'error', stage: 'detect', message: detection.error });
-    else if (metrics) detection.value?.onTick((r) => metrics.detection.observe(r));
+    else if (observeDetection) {
+      const m = observeDetection;
+      detection.value?.onTick((r) => m.observe(r));
+    }
     const why = await until;
     line({ level: 'info', event: 'stopping', signal: why });
     if (detection.ok) await detection.value?.stop();
