@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* The XDP program on every server uplink. Stages, in order (DESIGN §1):
  *   [1] volumetric DoS drop / rate limit        (to come)
- *   [2] steering to the flow's owner             (to come)
+ *   [2] steering to the flow's owner             (steer.h: Maglev + GUE, Unimog's daisy chain)
  *   [3] GRE decapsulation for the anycast endpoint
  * Anything not handled here goes on to the kernel stack (XDP_PASS).
  *
