@@ -88,3 +88,14 @@ test('ownership: each address with its data center, tags and the slice of each s
   const tenant = await h.call('GET', '/v1/egress/ownership', { token: h.tenants.acme! });
   assert.equal(tenant.status, 403);
 });
+
+test('the egress routes are in /openapi.json with their schemas', async () => {
+  const h = await harness();
+  const r = await h.call('GET', '/openapi.json', { token: null });
+  assert.equal(r.status, 200);
+  const doc = r.body as { paths: Record<string, Record<string, { operationId: string }>>; components: { schemas: Record<string, unknown> } };
+  assert.equal(doc.paths['/v1/egress/assign']?.get?.operationId, 'listEgressAssignments');
+  assert.equal(doc.paths['/v1/egress/assign']?.post?.operationId, 'setEgressAssignments');
+  assert.equal(doc.paths['/v1/egress/ownership']?.get?.operationId, 'getEgressOwnership');
+  for (const name of ['EgressAssignment', 'EgressAssignmentList', 'EgressAssignBatch', 'EgressAssignResult', 'EgressOwnershipReply']) assert.ok(doc.components.schemas[name], name);
+});
