@@ -1,0 +1,39 @@
+/**
+ * Maglev (src/compile/maglev.ts): table build time for a DC of 10 to 1,000 servers (size
+ * 65,537), the balance it reaches (largest and smallest share of buckets against 1/N) and the
+ * disruption when one server is added or removed (fraction of buckets that change owner; the
+ * ideal is 1/(N+1) and 1/N), and the whole steering compile (two tables when a server drains).
+ *
+ *   node --import tsx bench/maglev.bench.ts
+ */
+import { bucketCounts, disruption, MAGLEV_SIZE, maglevPopulate, steeringTable, type SteeringServer } from '../src/compile/maglev.ts';
+
+const ids = (n: number) => Array.from({ length: n }, (_, i) => `s${String(i + 1).padStart(4, '0')}`);
+const active = (xs: readonly string[]): SteeringServer[] => xs.map((id) => ({ id, state: 'active' }));
+
+function time<T>(fn: () => T, runs: number): { value: T; ms: number } {
+  let value = fn(); // warm-up
+  const t0 = performance.now();
+  for (let i = 0; i < runs; i++) value = fn();
+  return { value, ms: (performance.now() - t0) / runs };
+}
+
+console.log(`| servers | build (ms) | buckets per server, min–max vs ideal | add one: moved | ideal | remove one: moved | ideal |`);
+console.log(`|---:|---:|---|---:|---:|---:|---:|`);
+for (const n of [10, 100, 300, 1000]) {
+  const built = time(() => maglevPopulate(ids(n)), n >= 1000 ? 5 : 20);
+  if (!built.value.ok) throw new Error(built.value.error.message);
+  const counts = bucketCounts(built.value.value, n);
+  const ideal = MAGLEV_SIZE / n;
+  const base = steeringTable(active(ids(n)));
+  const grown = steeringTable(active(ids(n + 1)));
+  const shrunk = steeringTable(active(ids(n).slice(1)));
+  if (!base.ok || !grown.ok || !shrunk.ok) throw new Error('table failed');
+  const add = disruption(base.value, grown.value);
+  const remove = disruption(base.value, shrunk.value);
+  console.log(
+    `| ${n} | ${built.ms.toFixed(1)} | ${Math.min(...counts)}–${Math.max(...counts)} vs ${ideal.toFixed(1)} | ${(add * 100).toFixed(2)} % | ${(100 / (n + 1)).toFixed(2)} % | ${(remove * 100).toFixed(2)} % | ${(100 / n).toFixed(2)} % |`,
+  );
+}
+const drain = time(() => steeringTable(ids(1000).map((id, i) => ({ id, state: i === 0 ? 'draining' : 'active' }))), 3);
+console.log(`\nsteering table of 1,000 servers with one draining (two Maglev builds + second choices): ${drain.ms.toFixed(1)} ms`);
