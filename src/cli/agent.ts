@@ -21,6 +21,7 @@ import { parseCidr } from '../model/net.ts';
 import { openStore, parseStoreSpec } from '../store/open.ts';
 import { linuxKernel, marksWith } from '../kernel/index.ts';
 import { linuxBpfMaps } from '../kernel/bpf/maps-api.ts';
+import { linuxDosMaps } from '../kernel/bpf/dos.ts';
 import { linuxSteerMaps } from '../kernel/bpf/steer.ts';
 import { linuxAttach } from '../kernel/attach.ts';
 import { edgePins, loadEdge } from '../kernel/bpf/loader.ts';
@@ -136,7 +137,7 @@ export async function runAgent(o: AgentCliOptions, io: Io, control: AgentRunCont
       }
     }
     const marks = marksWith({ prefix: o.prefix ?? 'ae' });
-    const env: ReconcileEnv = { kernel: linuxKernel(marks), bpf: linuxBpfMaps(pins), attach: linuxAttach(pins), steer: linuxSteerMaps(pins) };
+    const env: ReconcileEnv = { kernel: linuxKernel(marks), bpf: linuxBpfMaps(pins), attach: linuxAttach(pins), steer: linuxSteerMaps(pins), dos: linuxDosMaps(pins.root) };
     const agent = new Agent({
       where: { dc: flags.dc, server: flags.server },
       openStore: () => openStore(spec.value),
