@@ -55,6 +55,7 @@ test('every bad flag is refused with exit 2 and a message naming it', async () =
     [withFlag('--geoip', '/nonexistent/geo.csv'), /--geoip \/nonexistent\/geo\.csv: geoip: cannot read .*ENOENT/],
     [withFlag('--connect-timeout', '5s'), /--connect-timeout 5s: give a whole number of milliseconds/],
     [withFlag('--idle-timeout', '-1'), /--idle-timeout -1: give a whole number of seconds/],
+    [withFlag('--time-wait', '2m'), /--time-wait 2m: give a whole number of seconds/],
     [withFlag('--metrics', 'nowhere'), /--metrics nowhere: give HOST:PORT/],
     [withFlag('--log-level', 'loud'), /--log-level loud: use debug or info/],
   ];

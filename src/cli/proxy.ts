@@ -19,7 +19,7 @@ import { openStore, parseStoreSpec } from '../store/open.ts';
 import { serveMetrics } from '../agent/metrics-http.ts';
 import { checkCountry, labGeoTable, loadGeoTable, type GeoTable } from '../proxy/geoip.ts';
 import { ConfigFollower } from '../proxy/config-follow.ts';
-import { ProxyServer, type ProxyEvent } from '../proxy/server.ts';
+import { DEFAULT_TIME_WAIT_MS, ProxyServer, type ProxyEvent } from '../proxy/server.ts';
 import type { EgressClassName } from '../proxy/egress-address.ts';
 
 /** The flags of `anyedge proxy`, as commander hands them over. */
@@ -35,6 +35,7 @@ export interface ProxyCliOptions {
   readonly connectTimeout?: string;
   readonly headTimeout?: string;
   readonly idleTimeout?: string;
+  readonly timeWait?: string;
   readonly logLevel?: string;
 }
 
@@ -56,6 +57,7 @@ interface Flags {
   readonly connectTimeoutMs: number;
   readonly headTimeoutMs: number;
   readonly idleTimeoutMs: number;
+  readonly timeWaitMs: number;
   readonly debug: boolean;
 }
 
@@ -64,8 +66,9 @@ function listenOf(flag: string, text: string, example: string): { host: string; 
   return typeof l === 'string' ? `${flag} ${text}: give HOST:PORT, e.g. ${example} (port 0–65535)` : l;
 }
 
-function msOf(flag: string, text: string | undefined, def: number, unit: 'ms' | 's'): number | string {
-  if (text === undefined) return def;
+/** A duration flag in `unit`, as milliseconds; `defMs` (already in ms) when absent. */
+function msOf(flag: string, text: string | undefined, defMs: number, unit: 'ms' | 's'): number | string {
+  if (text === undefined) return defMs;
   if (!/^\d{1,7}$/.test(text)) return `${flag} ${text}: give a whole number of ${unit === 'ms' ? 'milliseconds' : 'seconds'}, e.g. ${unit === 'ms' ? '5000' : '600'}`;
   return Number(text) * (unit === 's' ? 1000 : 1);
 }
@@ -114,9 +117,11 @@ function checkFlags(o: ProxyCliOptions): string | Flags {
   if (headTimeoutMs < 1) return `--head-timeout ${o.headTimeout}: must be at least 1 ms`;
   const idleTimeoutMs = msOf('--idle-timeout', o.idleTimeout, 0, 's');
   if (typeof idleTimeoutMs === 'string') return idleTimeoutMs;
+  const timeWaitMs = msOf('--time-wait', o.timeWait, DEFAULT_TIME_WAIT_MS, 's');
+  if (typeof timeWaitMs === 'string') return timeWaitMs;
   const level = o.logLevel ?? 'info';
   if (level !== 'info' && level !== 'debug') return `--log-level ${o.logLevel}: use debug or info`;
-  return { listen, class: o.class as EgressClassName, dc, server, geo, fallbackCountry, metrics, connectTimeoutMs, headTimeoutMs, idleTimeoutMs, debug: level === 'debug' };
+  return { listen, class: o.class as EgressClassName, dc, server, geo, fallbackCountry, metrics, connectTimeoutMs, headTimeoutMs, idleTimeoutMs, timeWaitMs, debug: level === 'debug' };
 }
 
 /** Resolves with the signal's name at the first SIGTERM or SIGINT. */
@@ -166,6 +171,7 @@ export async function runProxy(o: ProxyCliOptions, io: Io, control: ProxyRunCont
       connectTimeoutMs: flags.connectTimeoutMs,
       headTimeoutMs: flags.headTimeoutMs,
       idleTimeoutMs: flags.idleTimeoutMs,
+      timeWaitMs: flags.timeWaitMs,
       log,
     });
     let port: number;
@@ -215,6 +221,7 @@ export function registerProxyCommand(program: Command, io: Io, done: (code: numb
     .option('--connect-timeout <ms>', 'upstream connect timeout per egress address, in ms (default 5000)')
     .option('--head-timeout <ms>', 'time allowed for the request head, in ms (default 10000)')
     .option('--idle-timeout <s>', 'close tunnels idle this many seconds (default 0: never)')
+    .option('--time-wait <s>', 'seconds a closed tunnel\'s NAT port stays counted towards its destination, as conntrack holds it in TIME_WAIT (default 120, the kernel\'s; 0: not counted)')
     .option('--log-level <level>', 'debug (one line per tunnel) or info (default)')
     .action(async (o: ProxyCliOptions) => {
       done(await runProxy(o, io));

@@ -4,8 +4,9 @@
  * address, the configured fallback country (said in the result, so the reply and the log can tell
  * the eyeball it leaves from elsewhere). Among the eligible, the one with the most free capacity
  * towards this destination goes first (ties: the less loaded address, then address order, so the
- * choice is deterministic). An address whose slice already holds as many live connections to this
- * exact destination as it has ports is full for it; when every eligible address is full the
+ * choice is deterministic). An address whose slice already holds as many connections to this
+ * exact destination as it has ports (live ones, and closed ones whose port the NAT still holds,
+ * see ledger.ts) is full for it; when every eligible address is full the
  * answer is an error naming the tags, the destination and how many slices were tried.
  */
 import type { Result } from '../lib/result.ts';
@@ -80,7 +81,7 @@ export interface Ranked {
 /** Every eligible address with its free capacity towards the destination, best first. */
 export function rank(addresses: readonly EgressAddress[], ledger: SliceLedger, destination: Destination): Ranked[] {
   return addresses
-    .map((address) => ({ address, free: Math.max(0, capacityPerDestination(address) - ledger.liveTo(address.ip, destination)), live: ledger.live(address.ip) }))
+    .map((address) => ({ address, free: Math.max(0, capacityPerDestination(address) - ledger.heldTo(address.ip, destination)), live: ledger.live(address.ip) }))
     .sort((a, b) => b.free - a.free || a.live - b.live || (a.address.ip < b.address.ip ? -1 : a.address.ip > b.address.ip ? 1 : 0));
 }
 
@@ -102,9 +103,10 @@ export function nextAddress(addresses: readonly EgressAddress[], ledger: SliceLe
 export function exhausted(r: ChoiceRequest, e: Eligible, ledger: SliceLedger, refused: readonly Tried[]): ChoiceError {
   const why = new Map(refused.map((t) => [t.ip, t.why]));
   const slices = e.addresses.map((a) => {
-    const live = ledger.liveTo(a.ip, r.destination);
+    const held = ledger.heldTo(a.ip, r.destination);
+    const lingering = ledger.lingeringTo(a.ip, r.destination);
     const cap = capacityPerDestination(a);
-    const state = why.get(a.ip) ?? `${live}/${cap} live to it`;
+    const state = why.get(a.ip) ?? (lingering === 0 ? `${held}/${cap} live to it` : `${held}/${cap} taken to it (${held - lingering} live, ${lingering} closed less than ${ledger.lingerMs >= 1000 ? `${Math.round(ledger.lingerMs / 1000)} s` : `${ledger.lingerMs} ms`} ago, their ports held in TIME_WAIT)`);
     return `${a.ip} ports ${a.portLo}–${a.portHi}: ${state}`;
   });
   return {

@@ -105,7 +105,7 @@ export async function dialEgress(d: DialRequest): Promise<Result<Upstream, DialF
     const lease = d.ledger.acquire(next.address.ip, d.request.destination);
     const a = await attempt(d, next.address);
     if (a.kind === 'connected') return ok({ socket: a.socket, address: next.address, lease });
-    lease.release();
+    lease.release(false);
     const from = `from ${next.address.ip}`;
     switch (a.kind) {
       case 'address':

@@ -4,7 +4,8 @@
  *
  * - `anyedge_proxy_connections{egress_ip}` — live upstream connections per egress address;
  * - `anyedge_proxy_slice_usage_ratio{egress_ip}` — how full the address's slice is for its busiest
- *   destination: max over destinations of live/capacity (1 = the next connection to that
+ *   destination: max over destinations of held ports/capacity, held = live connections plus
+ *   closed ones whose port conntrack still holds in TIME_WAIT (1 = the next connection to that
  *   destination must use another address);
  * - `anyedge_proxy_requests_total{result}` — CONNECT requests by outcome (`tunnel`, or the
  *   refusal's code: `bad_request`, `method`, `head_timeout`, `geoip`, `no_egress`, `exhausted`,
@@ -45,7 +46,7 @@ export class ProxyMetrics {
     });
     const usage: Gauge<'egress_ip'> = new Gauge({
       name: 'anyedge_proxy_slice_usage_ratio',
-      help: 'Fill of the egress address\'s port slice for its busiest destination: max over destinations of live connections / ports per slice.',
+      help: 'Fill of the egress address\'s port slice for its busiest destination: max over destinations of held ports (live connections and closed ones still in TIME_WAIT) / ports per slice.',
       labelNames: ['egress_ip'],
       registers: [this.registry],
       collect: () => {

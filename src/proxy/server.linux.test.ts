@@ -48,7 +48,7 @@ const US_EYE = '192.0.2.140';
 const DSTS = Array.from({ length: 80 }, (_, i) => `203.0.113.${i + 1}`);
 // Destinations no other test connects to: a closed connection's conntrack entry stays in
 // TIME_WAIT for two minutes and keeps its NAT port towards that destination taken meanwhile.
-const FRESH = ['203.0.113.100', '203.0.113.101'];
+const FRESH = ['203.0.113.100', '203.0.113.101', '203.0.113.102'];
 
 let store: ConfigStore | null = null;
 let storeDir = '';
@@ -329,4 +329,24 @@ test('an egress address moved away: new tunnels stop using it at once; its open 
   assert.equal(await eye.echo(on65.id, 'after the move', 1500), null);
   assert.match(await metrics(), /anyedge_proxy_connections\{egress_ip="198\.51\.100\.65"\} 1/);
   await eye.close([...pair, ...after].map((o) => o.id));
+});
+
+test('a closed tunnel\'s port stays taken in the kernel\'s NAT (TIME_WAIT): the proxy counts it and refuses instead of dialling into a timeout', async (t) => {
+  const eye = ready(t);
+  if (!eye) return;
+  await move65('par');
+  await reconcile(configOf(doc('par')));
+  const dst = FRESH[2]!;
+  const open = await Promise.all(Array.from({ length: 64 }, () => eye.open(NL_EYE, dst)));
+  assert.ok(open.every((o) => o.status === 200 && portOf(o.seen).ip === '198.51.100.64'), JSON.stringify(open.filter((o) => o.status !== 200)));
+  await eye.close([open.pop()!.id]);
+  // The kernel: a direct connection from the egress address to that destination gets no port
+  // (63 live, 1 in TIME_WAIT in a 64-port slice) and times out.
+  const direct = JSON.parse(await lab.exec('s', process.execPath, [PEER, 'dial', '198.51.100.64', dst, String(PORT), '2000'])) as { seen?: string; error?: string };
+  assert.deepEqual(direct, { error: 'timeout' }, `the NAT found a port: ${JSON.stringify(direct)}`);
+  // The proxy knew: 503 at once, naming the TIME_WAIT.
+  const refused = await eye.open(NL_EYE, dst);
+  assert.equal(refused.status, 503);
+  assert.match(refused.body ?? '', /198\.51\.100\.64 ports \d+–\d+: 64\/64 taken to it \(63 live, 1 closed less than 120 s ago, their ports held in TIME_WAIT\)/);
+  await eye.close(open.map((o) => o.id));
 });

@@ -36,7 +36,8 @@ after(async () => {
 
 async function withProxy(o: Partial<ProxyOptions> & Pick<ProxyOptions, 'addresses'>, body: (p: ProxyServer, at: { host: string; port: number }, events: ProxyEvent[]) => Promise<void>): Promise<void> {
   const events: ProxyEvent[] = [];
-  const p = new ProxyServer({ class: 'trusted', geo: geo('127.0.0.0/8,NL\n'), log: (e) => events.push(e), ...o });
+  // No TIME_WAIT accounting unless a test asks: loopback has no NAT holding ports.
+  const p = new ProxyServer({ class: 'trusted', geo: geo('127.0.0.0/8,NL\n'), log: (e) => events.push(e), timeWaitMs: 0, ...o });
   const port = await p.listen('127.0.0.1', 0);
   try {
     await body(p, { host: '127.0.0.1', port }, events);
@@ -317,4 +318,43 @@ test('addresses are read per request: one removed from the list is no longer use
     assert.equal(await echoRoundTrip(first.socket, 'still here'), 'still here');
     await until(() => p.stats().tunnels === 0, 'all closed');
   });
+});
+
+test('a closed tunnel keeps its port counted towards its destination for the TIME_WAIT time', async () => {
+  await withProxy({ addresses: () => [addr('127.0.0.2', 'NL', 64)], timeWaitMs: 400 }, async (p, at) => {
+    const dst = { ip: '127.0.0.1', port: echo.port };
+    const open = await Promise.all(Array.from({ length: 64 }, () => connectVia(at, connectRequest('127.0.0.1', echo.port))));
+    assert.ok(open.every((r) => r.status === 200));
+    await echoRoundTrip(open.pop()!.socket, 'closing');
+    await until(() => p.ledger.liveTo('127.0.0.2', dst) === 63, 'the close to be counted');
+    assert.equal(p.ledger.heldTo('127.0.0.2', dst), 64);
+    const held = await refusal(at, connectRequest('127.0.0.1', echo.port));
+    assert.equal(held.status, 503);
+    assert.match(held.body, /127\.0\.0\.2 ports 64–127: 64\/64 taken to it \(63 live, 1 closed less than 400 ms ago, their ports held in TIME_WAIT\)/);
+    assert.match(await p.metrics.registry.metrics(), /anyedge_proxy_connections\{egress_ip="127\.0\.0\.2"\} 63/);
+    await until(() => p.ledger.heldTo('127.0.0.2', dst) === 63, 'the TIME_WAIT time to pass', 2000);
+    const again = await connectVia(at, connectRequest('127.0.0.1', echo.port));
+    assert.equal(again.status, 200);
+    open.push(again);
+    await Promise.all(open.map((r) => echoRoundTrip(r.socket, 'end')));
+    await until(() => p.stats().tunnels === 0, 'all closed');
+  });
+});
+
+test('IPv6: an egress address without slices carries a tunnel to an IPv6 destination', async () => {
+  const e6 = await echoServer('::1');
+  try {
+    const v6: EgressAddress = { ip: '::1', family: 6, pool: 'v6', class: 'trusted', country: 'NL', portLo: 1024, portHi: 65535, sliceSize: null };
+    await withProxy({ addresses: () => [addr('127.0.0.2', 'NL', 64), v6] }, async (p, at) => {
+      const r = await connectVia(at, connectRequest('::1', e6.port));
+      assert.equal(r.status, 200, r.body);
+      assert.equal(r.headers['anyedge-egress-ip'], '::1');
+      assert.equal(await echoRoundTrip(r.socket, 'six'), 'six');
+      assert.equal(e6.peers[0]?.startsWith('::1:'), true);
+      const m = await p.metrics.registry.metrics();
+      assert.match(m, /anyedge_proxy_slice_usage_ratio\{egress_ip="::1"\} 0/);
+    });
+  } finally {
+    await e6.close();
+  }
 });

@@ -51,6 +51,11 @@ export interface ProxyOptions {
   readonly headTimeoutMs?: number;
   /** Time allowed per upstream connect from one address (default 5 s). */
   readonly connectTimeoutMs?: number;
+  /**
+   * How long a closed tunnel's NAT port stays counted towards its destination (conntrack's
+   * TIME_WAIT, default 120 s as nf_conntrack_tcp_timeout_time_wait); 0: not at all.
+   */
+  readonly timeWaitMs?: number;
   /** Close tunnels idle this long; 0 (default) never. */
   readonly idleTimeoutMs?: number;
   readonly dial?: Dialer;
@@ -84,6 +89,9 @@ export function plainAddress(ip: string): string {
   const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
   return m ? (m[1] as string) : ip;
 }
+
+/** Linux's default nf_conntrack_tcp_timeout_time_wait. */
+export const DEFAULT_TIME_WAIT_MS = 120_000;
 
 /** Most bytes read ahead from an eyeball while its upstream is being connected. */
 const EARLY_LIMIT = 65536;
@@ -126,7 +134,7 @@ function earlyBytes(client: Socket, rest: Buffer): EarlyBytes {
 
 /** The proxy. `listen`, then `close` when done. */
 export class ProxyServer {
-  readonly ledger = new SliceLedger();
+  readonly ledger: SliceLedger;
   readonly metrics: ProxyMetrics;
   readonly #o: ProxyOptions;
   readonly #server: Server;
@@ -136,6 +144,7 @@ export class ProxyServer {
 
   constructor(o: ProxyOptions) {
     this.#o = o;
+    this.ledger = new SliceLedger({ lingerMs: o.timeWaitMs ?? DEFAULT_TIME_WAIT_MS });
     this.metrics = new ProxyMetrics(this.ledger, o.addresses);
     this.#server = createServer({ allowHalfOpen: true }, (c) => this.#accept(c));
   }
@@ -296,7 +305,7 @@ export class ProxyServer {
     const { socket: upstream, address, lease } = up.value;
     if (client.destroyed) {
       upstream.destroy();
-      lease.release();
+      lease.release(true);
       return;
     }
     this.#upstreams.add(upstream);
@@ -316,7 +325,7 @@ export class ProxyServer {
       () => {
         this.#upstreams.delete(upstream);
         this.#tunnels--;
-        lease.release();
+        lease.release(true);
       },
       this.#o.idleTimeoutMs ?? 0,
     );

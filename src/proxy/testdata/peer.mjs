@@ -7,6 +7,8 @@
 //        → {"id":1,"status":200,"egress":"198.51.100.64","seen":"198.51.100.64:70"} or {"id":1,"status":503,"body":"…"}
 //     {"op":"echo","id":1,"text":"hi","timeoutMs":2000} → {"id":1,"echo":"hi"} or {"id":1,"error":"timeout"}
 //     {"op":"close","id":1}                             → {"id":1,"closed":true}
+//   dial SRC DST PORT TIMEOUT_MS   one direct connection from SRC (no proxy); prints {"seen":"ip:port"}
+//                 or {"error":"timeout"} — what the kernel's NAT alone allows
 import net from 'node:net';
 import readline from 'node:readline';
 
@@ -112,7 +114,18 @@ if (mode === 'server') {
   });
   process.stdin.on('end', () => process.exit(0));
   reply({ ready: true });
+} else if (mode === 'dial') {
+  const [src, dst, port, timeout] = args;
+  const s = net.connect({ host: dst, port: Number(port), localAddress: src });
+  const done = (o) => {
+    process.stdout.write(JSON.stringify(o) + '\n');
+    s.destroy();
+    process.exit(0);
+  };
+  setTimeout(() => done({ error: 'timeout' }), Number(timeout));
+  s.on('error', (e) => done({ error: e.code ?? e.message }));
+  lineReader(s, (line) => done({ seen: line }));
 } else {
-  process.stderr.write('usage: peer.mjs server PORT | eyeball\n');
+  process.stderr.write('usage: peer.mjs server PORT | eyeball | dial SRC DST PORT TIMEOUT_MS\n');
   process.exit(2);
 }
