@@ -31,6 +31,7 @@ import { KERNEL_COUNTERS, readKernelCounters, type KernelCounterId, type ScrapeE
 import type { ReconcileEnv } from './reconcile.ts';
 import { DetectMetrics } from './detect-metrics.ts';
 import { registerDosMetrics } from './dos-metrics.ts';
+import { registerSteerMetrics } from './steer-metrics.ts';
 
 export type { ScrapeError } from './metrics-read.ts';
 export { KERNEL_COUNTERS } from './metrics-read.ts';
@@ -90,6 +91,7 @@ export class AgentMetrics {
     this.src = src;
     const registers = [this.registry];
     registerDosMetrics(this.registry, () => src.env);
+    registerSteerMetrics(this.registry, () => src.env);
 
     this.reconcileDuration = new Histogram({
       name: 'anyedge_reconcile_duration_seconds',
