@@ -438,7 +438,12 @@ static __always_inline int dos_take(struct dos_pkt *p, __u32 slot, struct dos_ru
 	if (r->bps) {
 		__u64 q = 8 * DOS_PS_PER_S * cpus;
 		__u64 bytes = p->len;
-		bcost = bytes * (q / r->bps) + bytes * (q % r->bps) / r->bps;
+		__u64 per_byte = q / r->bps;
+		/* Only an absurd rate (well under a bit per second per CPU) gets here; it keeps the
+		 * product below 2^62 and still admits nothing but the first packet of a second. */
+		if (per_byte > (1ULL << 46))
+			per_byte = 1ULL << 46;
+		bcost = bytes * per_byte + bytes * (q % r->bps) / r->bps;
 		if (bcost > bcap)
 			bcap = bcost;
 		bc = bc + add > bcap ? bcap : bc + add;
