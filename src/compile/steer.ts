@@ -12,6 +12,22 @@
  *
  * A server's address, as outer source and destination of forwarded packets, is its first IPv4
  * uplink address (`dcs/<dc>/servers/<s>.addresses`): forwarding is GUE over IPv4.
+ *
+ * What changes do to established connections:
+ * - ECMP change at the DC router (a server leaves or joins the router's set, a link flaps):
+ *   nothing; the table is the same, every packet still reaches the bucket's owner.
+ * - a server set to `draining`: its buckets go to other servers with it as second choice; its
+ *   connections keep reaching it (first owner finds no socket → second choice), new ones do not.
+ *   Set `down` only once its connections are gone (anyedge's metrics: forward_second stops).
+ * - a server added as `active`: it takes ~1/N of the buckets at once, and nothing records their
+ *   previous owner (the compiler is stateless), so the established flows of those buckets are
+ *   reset. Unimog avoids this by keeping the previous table; here, add servers when their
+ *   share of connections may be lost, or add them while the others drain.
+ * - an egress address moved to another DC (`egress/assign/<ip>`): every server's steer_slices
+ *   point the address's slices at the new DC's servers at once, so replies of connections
+ *   opened from the old DC are forwarded to servers that have no NAT state for them and are
+ *   reset there; new connections from the new DC work. Move an address only after draining its
+ *   users (the proxy stops picking it), as with any soft-unicast move.
  */
 import { err, ok, type Result } from '../lib/result.ts';
 import type { Config } from '../model/config.ts';
