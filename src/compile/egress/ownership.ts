@@ -3,6 +3,12 @@
  * port slice (IPv4) or the whole address (IPv6). The XDP steering tables are built from this, so
  * a reply landing in another data center or on another server reaches the owner. Slice rules:
  * slices.ts.
+ *
+ * Moving an address to another data center is changing its assignment, nothing more: from the
+ * revision that carries it, the new data center's servers own its slices (and the steering maps
+ * send replies there), while the old one's agents take it off `lo` and out of their SNAT table —
+ * connections they had from it stop carrying data (agent/egress.linux.test.ts shows it). Move an
+ * address when it is idle, or accept that its open connections break.
  */
 import type { Config } from '../../model/config.ts';
 import type { Result } from '../../lib/result.ts';
