@@ -139,6 +139,20 @@ test('a later fragment has no ports: a port rule does not match it, an address r
   ]);
 });
 
+test('IPv6 extension headers are walked to the ports; a later IPv6 fragment has none', async (t) => {
+  if (!ready(t)) return;
+  await install({ chargen: drop({ protocol: 'udp', sport: 19 }) });
+  const hbh: LayerSpec = { kind: 'ipv6ext', ext: { kind: 'hop_by_hop', options: new Uint8Array(6) } };
+  const dst: LayerSpec = { kind: 'ipv6ext', ext: { kind: 'dest_options', options: new Uint8Array(6) } };
+  const frag = (fragOffset: number): LayerSpec => ({ kind: 'ipv6ext', ext: { kind: 'fragment', fragOffset, moreFrags: true, ident: 7 } });
+  await expectVerdicts([
+    ['v6 hop-by-hop then UDP from 19', frame([v6(), hbh, udp(53, 19)]), XDP_DROP],
+    ['v6 hop-by-hop, destination options, first fragment, UDP from 19', frame([v6(), hbh, dst, frag(0), udp(53, 19)]), XDP_DROP],
+    ['v6 hop-by-hop then UDP from 20', frame([v6(), hbh, udp(53, 20)]), XDP_PASS],
+    ['v6 later fragment', frame([v6(), frag(1024), udp(53, 19)]), XDP_PASS],
+  ]);
+});
+
 test('TCP flags under a mask, IPv4 and IPv6', async (t) => {
   if (!ready(t)) return;
   await install({ syn: drop({ protocol: 'tcp', tcpFlags: { set: ['syn'], unset: ['ack'] } }) });
