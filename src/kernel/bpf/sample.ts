@@ -1,7 +1,8 @@
 /**
  * The agent's side of bpf/sample.h: sets the sampling rate (1 in N) and reads the per-CPU rings of
  * header summaries the XDP program fills. One read is one `bpftool map dump` of `smp_ring` (one
- * process, whatever the number of CPUs); the reader keeps, per CPU, the newest sequence number it
+ * process, whatever the number of CPUs; an idle server's read is one lookup of the per-CPU cursors
+ * instead); the reader keeps, per CPU, the newest sequence number it
  * has taken, so each read returns only the records written since the last one. The gap between
  * sequence numbers counts the samples the ring overwrote before they were read (`lost`), so rates
  * can still be estimated from every sample taken (`taken + lost`) × N.
@@ -11,7 +12,7 @@
  */
 import { err, ok, type Result } from '../../lib/result.ts';
 import { formatIp } from '../../model/net.ts';
-import { mapDump, mapUpdate, type BpfError } from './bpftool.ts';
+import { mapDump, mapLookup, mapUpdate, type BpfError } from './bpftool.ts';
 import { u32Key } from './layout.ts';
 
 /** Slots per CPU ring (bpf/sample.h SMP_SLOTS). */
@@ -149,6 +150,14 @@ export class RingCursor {
   #primed = false;
 
   /**
+   * Whether no CPU has completed a sample since the last take, given each CPU's `smp_cursor`
+   * (the seq of its last complete record): then the rings need not be read at all.
+   */
+  nothingNew(cursors: readonly bigint[]): boolean {
+    return this.#primed && cursors.every((c, cpu) => c <= (this.#last.get(cpu) ?? 0n));
+  }
+
+  /**
    * Takes the new records of one read; `rings[cpu][slot]` are the raw slots. The first read only
    * notes where each ring is: what it holds was written before this reader started (an earlier
    * agent's run) and would count as a burst of old traffic.
@@ -194,6 +203,9 @@ export function linuxSampleSource(pins: ReturnType<typeof samplePins>): SampleSo
       return r;
     },
     async read() {
+      // An idle server's read costs one tiny lookup instead of a dump of every ring.
+      const c = await mapLookup(pins.cursor, u32Key(0));
+      if (c.ok && c.value?.perCpu && cursor.nothingNew(c.value.perCpu.map((b) => b.readBigUInt64LE(0)))) return ok({ samples: [], lost: 0, every });
       const d = await mapDump(pins.ring);
       if (!d.ok) return d;
       // Rows are slots; each has one value per CPU. Regroup as one ring per CPU.
