@@ -66,6 +66,9 @@ function attempt(d: DialRequest, address: EgressAddress): Promise<Attempt> {
       socket.off('connect', onConnect);
       socket.off('error', onError);
       if (a.kind !== 'connected') socket.destroy();
+      // Until the splice takes it over, an error on the connected socket must not go unheard
+      // (an 'error' without a listener ends the process); the splice destroys both on errors.
+      else socket.on('error', () => {});
       resolve(a);
     };
     const onConnect = (): void => settle({ kind: 'connected', socket });
