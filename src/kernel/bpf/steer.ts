@@ -164,11 +164,12 @@ async function readTable(path: string): Promise<Result<Bucket[], BpfError>> {
 
 /**
  * How long the Linux implementation trusts its copy of steer_table (what it last read or wrote)
- * before reading the kernel's again: reading all 65,537 buckets takes seconds of bpftool on a
- * busy machine, far too much for every reconcile pass, while the table changes only through us.
- * Drift made by hand is repaired within this time.
+ * before reading the kernel's again: reading all 65,537 buckets costs 1–3 s of bpftool CPU on a
+ * busy machine, far too much for every reconcile pass (the agent's drift pass runs every 30 s,
+ * and a lab runs nine agents on two cores), while the table changes only through us. Drift made
+ * by hand is repaired within this time; a failed write drops the copy at once.
  */
-export const TABLE_REREAD_MS = 60_000;
+export const TABLE_REREAD_MS = 600_000;
 
 /** The Linux implementation over one loaded edge's pinned maps. */
 export function linuxSteerMaps(pins: Pick<EdgePins, 'root'>, opts: { tableRereadMs?: number } = {}): SteerMapsApi {
