@@ -89,6 +89,7 @@ export function formatAttack(r: AttackReport): string {
     `    long connection: ${c.long.survived ? 'survived' : `BROKEN (${c.long.error ?? 'lines missing'})`}, ${c.long.echoed}/${c.long.sent} lines echoed, slowest ${c.long.maxRttMs} ms`,
     `  XDP on the servers' uplinks: ${t.xdpDrops} dropped, ${t.xdpTx} answered (XDP_TX), of ${t.xdpPackets} seen = ${pct(r.verdict.xdpShare)} of the flood stopped in XDP`,
     `    drops by server: ${Object.entries(t.dropsByServer).map(([s, n]) => `${s} ${n}`).join(', ') || 'none'}`,
+    ...(r.mitigation.undo.kind === 'delete-rule' ? [`    DoS rule ${r.mitigation.undo.ruleId}'s counters, all servers: ${t.rule.packets} matched, ${t.rule.dropped} dropped`] : []),
     `    xdp_edge counters: ${Object.entries(t.edge).map(([k, v]) => `${k} +${v}`).join(', ') || 'none moved'}`,
     `  mitigation ${r.ruleRemoved ? 'undone after the run' : `LEFT IN PLACE${r.mitigation.body.expires ? ` (expires ${String(r.mitigation.body.expires)})` : ''}`}`,
     r.verdict.ok ? '  verdict: OK — every goal met' : `  verdict: FAILED\n${r.verdict.problems.map((p) => `    - ${p}`).join('\n')}`,

@@ -11,6 +11,7 @@ import { installMitigation, MITIGATION_TTL_MS, mitigationRule, removeMitigation 
 import { tenantSchema } from '../model/tenant.ts';
 import { chooseNodes } from './attack.ts';
 import { judge } from './attack-report.ts';
+import { attackDelta, attackTotals, type ServerAttackCounters } from './attack-evidence.ts';
 import type { LegitResult } from './attack-client.ts';
 import { planLab } from './topology.ts';
 
@@ -85,7 +86,7 @@ function client(echoed: number, attempted: number, survived = true): LegitResult
 
 test('judge: 99 % of new connections, the long connection, 90 % of the flood in XDP', () => {
   const flood = { kind: 'udp' as const, transmitted: 1000, received: 0, seconds: 1, pps: 1000 };
-  const totals = (drops: number, tx = 0) => ({ xdpPackets: drops + tx + 50, xdpDrops: drops, xdpTx: tx, edge: {}, dropsByServer: {} });
+  const totals = (drops: number, tx = 0) => ({ xdpPackets: drops + tx + 50, xdpDrops: drops, xdpTx: tx, edge: {}, dropsByServer: {}, rule: { packets: drops, dropped: drops } });
   assert.deepEqual(judge(flood, client(99, 100), totals(950)).problems, []);
   assert.ok(judge(flood, client(99, 100), totals(400, 500)).ok, 'XDP_TX (cookie SYN-ACKs) counts as stopped in XDP');
   const low = judge(flood, client(98, 100), totals(950));
@@ -159,4 +160,16 @@ test('installMitigation: a DoS rule for UDP and rate-limit, the tenant\'s synFlo
   const bad = await installMitigation(refused.api, 'udp', t, now);
   assert.ok(!bad.ok);
   assert.match(bad.error.message, /the API refused the mitigation \(400\)/);
+});
+
+test('attackDelta and attackTotals: what moved per server, summed; unmoved edge counters left out', () => {
+  const at = (node: string, drops: number, tx: number, decap: number, rule: number): ServerAttackCounters => ({
+    node, dc: node.slice(0, 3), xdp: { packets: drops + tx + 10, drops, tx, redirects: 0 }, edge: { gre_decap: decap, gre_no_tunnel: 1 }, rule: { packets: rule, dropped: rule },
+  });
+  const before = [at('ams-s1', 5, 0, 100, 0), at('ams-s2', 0, 0, 50, 0)];
+  const after = [at('ams-s1', 1005, 3, 110, 1000), at('ams-s2', 700, 0, 50, 698)];
+  const d = attackDelta(before, after);
+  assert.deepEqual(d[0], { node: 'ams-s1', dc: 'ams', xdp: { packets: 1003, drops: 1000, tx: 3, redirects: 0 }, edge: { gre_decap: 10 }, rule: { packets: 1000, dropped: 1000 } });
+  const t = attackTotals(d);
+  assert.deepEqual(t, { xdpPackets: 1703, xdpDrops: 1700, xdpTx: 3, edge: { gre_decap: 10 }, dropsByServer: { 'ams-s1': 1000, 'ams-s2': 700 }, rule: { packets: 1698, dropped: 1698 } });
 });

@@ -108,7 +108,8 @@ export async function labAttack(o: AttackOptions): Promise<Result<AttackReport, 
     mitigation = m.value;
     log(`${mitigation.what} at revision ${mitigation.revision}, applied on every server in ${mitigation.appliedSeconds.toFixed(2)} s`);
 
-    const before = await attackSnapshot(plan);
+    const ruleId = mitigation.undo.kind === 'delete-rule' ? mitigation.undo.ruleId : undefined;
+    const before = await attackSnapshot(plan, ruleId);
     if (!before.ok) return before;
     const clientSeconds = o.seconds + 2;
     log(`legitimate client ${legit.eyeball} → ${site.hostIp}:${site.port} for ${clientSeconds} s: one long connection, a new one every 100 ms`);
@@ -124,7 +125,7 @@ export async function labAttack(o: AttackOptions): Promise<Result<AttackReport, 
     if (!sent.ok) return sent;
     if (seen instanceof Error) return err({ code: 'failed', path: 'legit', message: seen.message, cause: seen });
     log(`flood done: ${sent.value.transmitted} packets in ${sent.value.seconds.toFixed(1)} s; client: ${seen.short.echoed}/${seen.short.attempted} new connections echoed`);
-    const after = await attackSnapshot(plan);
+    const after = await attackSnapshot(plan, ruleId);
     if (!after.ok) return after;
     const perServer = attackDelta(before.value, after.value);
     const totals = attackTotals(perServer);
