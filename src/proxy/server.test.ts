@@ -358,3 +358,45 @@ test('IPv6: an egress address without slices carries a tunnel to an IPv6 destina
     await e6.close();
   }
 });
+
+test('a reset on the upstream side closes the tunnel and releases everything; an idle tunnel is closed after idleTimeoutMs', async () => {
+  const { createServer } = await import('node:net');
+  const resetter = createServer((s) => {
+    s.on('error', () => {});
+    s.once('data', () => s.resetAndDestroy());
+  });
+  await new Promise<void>((r) => resetter.listen(0, '127.0.0.1', () => r()));
+  const port = (resetter.address() as { port: number }).port;
+  try {
+    await withProxy({ addresses: () => [addr('127.0.0.2', 'NL', 64)], idleTimeoutMs: 150 }, async (p, at) => {
+      const r = await connectVia(at, connectRequest('127.0.0.1', port));
+      assert.equal(r.status, 200);
+      // The eyeball socket is half-open capable: the proxy's FIN shows as 'end', a reset as 'close'.
+      const closed = new Promise<void>((res) => {
+        r.socket.once('end', () => res());
+        r.socket.once('close', () => res());
+      });
+      r.socket.on('error', () => {});
+      r.socket.resume();
+      r.socket.write('boom');
+      await closed;
+      await until(() => p.stats().tunnels === 0 && p.stats().upstreams === 0 && p.stats().clients === 0 && p.ledger.live('127.0.0.2') === 0, 'the reset tunnel released');
+
+      const idle = await connectVia(at, connectRequest('127.0.0.1', echo.port));
+      assert.equal(idle.status, 200);
+      const t0 = Date.now();
+      await new Promise<void>((res) => {
+        idle.socket.on('error', () => {});
+        idle.socket.resume();
+        idle.socket.once('end', () => res());
+        idle.socket.once('close', () => res());
+      });
+      assert.ok(Date.now() - t0 >= 100, `closed after ${Date.now() - t0} ms, before the idle timeout`);
+      await until(() => p.stats().tunnels === 0, 'the idle tunnel released');
+      r.socket.destroy();
+      idle.socket.destroy();
+    });
+  } finally {
+    await new Promise<void>((r) => resetter.close(() => r()));
+  }
+});
