@@ -1,6 +1,6 @@
 /**
  * `anyedge lab attack syn|udp [--seconds 10 --pps 10000 --from EYEBALL --legit EYEBALL
- * --syn-mitigation xdp|synproxy|rate-limit --keep-rule --json]`: a bounded hping3 flood from one
+ * --syn-mitigation rate-limit|xdp|synproxy --keep-rule --json]`: a bounded hping3 flood from one
  * eyeball of a running lab against Acme's 203.0.113.100, with the mitigation installed through
  * the REST API, while another eyeball keeps a connection open and opens new ones
  * (src/lab/attack.ts). Exit 0 when every goal was met
@@ -30,6 +30,15 @@ export interface AttackFlags {
   readonly json?: boolean;
 }
 
+/**
+ * How a SYN flood is mitigated unless --syn-mitigation says otherwise: the per-source SYN rate
+ * limit. The tenant's SYN-flood protection (xdp, synproxy) keeps per-connection state on the
+ * server that answered the SYN, and in the lab a flow's replies come back through the anycast GRE
+ * tunnel to whichever server of the DC the tunnel hashes to (lab trace shows ams-s2 forward,
+ * ams-s1 back), so with more than one server per DC every protected connection stalls.
+ */
+export const DEFAULT_SYN_MITIGATION: SynMitigation = 'rate-limit';
+
 /** Defaults: 10 s at 10,000 pps, about what hping3 reaches on the lab's two cores. */
 export const ATTACK_DEFAULTS = { seconds: 10, pps: 10_000 } as const;
 
@@ -56,7 +65,7 @@ export async function runLabAttack(kind: string, o: AttackFlags, io: Io): Promis
   const seconds = int('seconds', o.seconds, ATTACK_DEFAULTS.seconds, io);
   const pps = int('pps', o.pps, ATTACK_DEFAULTS.pps, io);
   if (seconds === null || pps === null) return EXIT_USAGE;
-  const syn = o.synMitigation ?? 'xdp';
+  const syn = o.synMitigation ?? DEFAULT_SYN_MITIGATION;
   if (!(SYN_MITIGATIONS as readonly string[]).includes(syn)) {
     io.err(`--syn-mitigation ${syn}: use ${SYN_MITIGATIONS.join(', ')}\n`);
     return EXIT_USAGE;

@@ -3,13 +3,14 @@
  * would during an attack, waits until every agent applied it, and undoes afterwards:
  * - UDP flood: a DoS drop rule on the flood's signature — UDP to the target address and port
  *   whose payload starts with UDP_SIGNATURE — so other UDP to the same port still passes;
- * - SYN flood, `xdp` (default) or `synproxy`: the tenant's SYN-flood protection
+ * - SYN flood, `rate-limit`: a DoS rule limiting SYNs (SYN set, ACK unset) to the target address
+ *   and port per source address: the attacker's bucket overflows and its excess is dropped in
+ *   XDP, a legitimate client opening a few connections a second never comes near its own bucket;
+ * - SYN flood, `xdp` or `synproxy`: the tenant's SYN-flood protection
  *   (`tenants/<t>.synFlood.protection`): SYNs answered with SYN cookies by XDP on the uplink
- *   (XDP_TX), or by nftables' synproxy in the tenant namespace;
- * - SYN flood, `rate-limit` (the fallback): a DoS rule limiting SYNs (SYN set, ACK unset) to the
- *   target address and port per source address: the attacker's bucket overflows and its excess
- *   is dropped in XDP, a legitimate client opening a few connections a second never comes near
- *   its own bucket.
+ *   (XDP_TX), or by nftables' synproxy in the tenant namespace. Both keep per-connection state on
+ *   the answering server, which the lab's return path (GRE back to any server of the DC) does not
+ *   honour with more than one server per DC: there, every protected connection stalls.
  * DoS rules carry an expiry, so one left behind by a killed run stops being enforced by itself.
  */
 import { err, ok, type Result } from '../lib/result.ts';
@@ -95,7 +96,7 @@ async function written(api: LabApi, what: string, r: { status: number; body: unk
 }
 
 /** Installs the mitigation of a `kind` flood (`syn`: by `syn`) and waits until every server applied it. */
-export async function installMitigation(api: LabApi, kind: FloodKind, t: AttackTarget, now: Date, syn: SynMitigation = 'xdp'): Promise<Result<Mitigation, LabError>> {
+export async function installMitigation(api: LabApi, kind: FloodKind, t: AttackTarget, now: Date, syn: SynMitigation = 'rate-limit'): Promise<Result<Mitigation, LabError>> {
   if (kind === 'udp' || syn === 'rate-limit') {
     const ruleId = MITIGATION_RULE_ID[kind];
     const body = mitigationRule(kind, t, now);
