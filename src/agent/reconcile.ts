@@ -31,6 +31,7 @@ import type { DosMapsApi } from '../kernel/bpf/dos.ts';
 import { planSteer } from './steer.ts';
 import type { SteerMapsApi } from '../kernel/bpf/steer.ts';
 import type { DesiredSteer } from '../compile/steer.ts';
+import { planSyncookie, type SynMapsApi } from './syncookie.ts';
 
 /** What the reconciler acts on. */
 export interface ReconcileEnv {
@@ -41,6 +42,8 @@ export interface ReconcileEnv {
   readonly dos?: DosMapsApi;
   /** The XDP steering stage's maps (agent/steer.ts); without it steering maps are left alone. */
   readonly steer?: SteerMapsApi;
+  /** The XDP SYN-flood stage's maps (agent/syncookie.ts); without it they are left alone. */
+  readonly syn?: SynMapsApi;
 }
 
 /** A failure: code, the object's path, the operation and the cause underneath. */
@@ -390,6 +393,14 @@ export async function plan(env: ReconcileEnv, d: DesiredServer, more: { readonly
   // DoS rules in the XDP stage's maps (agent/dos-reconcile.ts), when asked for.
   if (env.dos && more.dos) {
     const s = await planDos(env.dos, more.dos);
+    if (!s.ok) return s;
+    adds.push(...s.value.adds);
+    dels.push(...s.value.dels);
+  }
+
+  // SYN-cookie prefixes (agent/syncookie.ts): always compared, so the last one removed is deleted.
+  if (env.syn) {
+    const s = await planSyncookie(env.syn, d.syncookie ?? []);
     if (!s.ok) return s;
     adds.push(...s.value.adds);
     dels.push(...s.value.dels);

@@ -8,6 +8,7 @@
  * Exit codes: 0 stopped by a signal, 1 the agent could not start (state dir, BPF, metrics
  * listener), 2 a flag is wrong.
  */
+import { SynCookieMaps } from '../kernel/bpf/syncookie.ts';
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { Io } from './io.ts';
@@ -137,7 +138,7 @@ export async function runAgent(o: AgentCliOptions, io: Io, control: AgentRunCont
       }
     }
     const marks = marksWith({ prefix: o.prefix ?? 'ae' });
-    const env: ReconcileEnv = { kernel: linuxKernel(marks), bpf: linuxBpfMaps(pins), attach: linuxAttach(pins), steer: linuxSteerMaps(pins), dos: linuxDosMaps(pins.root) };
+    const env: ReconcileEnv = { kernel: linuxKernel(marks), bpf: linuxBpfMaps(pins), attach: linuxAttach(pins), steer: linuxSteerMaps(pins), dos: linuxDosMaps(pins.root), syn: new SynCookieMaps(pins) };
     const agent = new Agent({
       where: { dc: flags.dc, server: flags.server },
       openStore: () => openStore(spec.value),

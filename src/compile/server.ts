@@ -56,6 +56,7 @@ import type { RuleSpec } from '../kernel/rules.ts';
 import type { NftJson, NftTableRef } from '../kernel/nft.ts';
 import type { DecapEntry, DecapKey, EncapEntry } from '../kernel/bpf/edge.ts';
 import { compileFirewall } from './firewall/compile.ts';
+import { compileTenantSynFlood, type DesiredSynPrefix } from './firewall/synproxy.ts';
 import { macOf, shortHash, SlotAllocator } from './server/alloc.ts';
 import { compileTransitNft } from './server/transit.ts';
 import { compileServerEgress, type DesiredEgress } from './egress/desired.ts';
@@ -183,6 +184,8 @@ export interface DesiredServer {
   readonly attach: readonly DesiredAttach[];
   /** Every tunnel with its device, for health checks (not a kernel object of its own). */
   readonly tunnels: readonly DesiredTunnel[];
+  /** Prefixes whose SYNs xdp_edge answers with cookies (tenants with synFlood.protection xdp). */
+  readonly syncookie?: readonly DesiredSynPrefix[];
   /** What the compiler left out and why (e.g. IPv6-outer GRE, not carried yet). */
   readonly warnings: readonly string[];
   /** Egress addresses on `lo` (compile/egress/); their SNAT table is among `nft`. */
@@ -323,6 +326,7 @@ export function compileServer(config: Config, where: { dc: string; server: strin
   const transitPrefixes6: string[] = [];
   const wireNames: string[] = [];
   const decapKeys = new Map<string, string>();
+  const synPrefixes: DesiredSynPrefix[] = [];
 
   const tenantIds = Object.keys(config.tenants).sort();
   for (const tid of tenantIds) {
@@ -439,6 +443,10 @@ export function compileServer(config: Config, where: { dc: string; server: strin
         return fail('invalid', `${tp}/firewall`, `firewall does not compile: ${(e as Error).message}`, e);
       }
     }
+    // SYN-flood protection (compile/firewall/synproxy.ts): its own table, and XDP map entries.
+    const syn = compileTenantSynFlood(tid, t, tenantIds.indexOf(tid) + 1, { uplink: names.wireTenant, table: `${P}syn` });
+    if (syn.batch) out.nft.push({ path: `${tp}/synFlood`, ns, table: { family: 'inet', name: `${P}syn` }, batch: syn.batch as unknown as NftJson });
+    synPrefixes.push(...syn.prefixes);
   }
 
   // The server's default namespace.
@@ -468,6 +476,7 @@ export function compileServer(config: Config, where: { dc: string; server: strin
       ...out,
       endpoints: endpoints4.map((ip) => ({ path: `anycast/greEndpoints/${ip}`, ip })),
       warnings,
+      ...(synPrefixes.length ? { syncookie: synPrefixes } : {}),
       egress: egress.value.egress,
     },
   };

@@ -127,3 +127,44 @@ export function compileSynproxy(s: SynFlood, opts: SynproxyOptions): NftJson {
   ];
   return { nftables };
 }
+
+/** A prefix the server's XDP stage answers SYNs for (bpf syn_v4 / syn_v6 entry). */
+export interface DesiredSynPrefix {
+  /** Config path: `tenants/<t>/prefixes/<p>`. */
+  readonly path: string;
+  readonly cidr: string;
+  /** MSS of the cookie SYN-ACK for this prefix's family. */
+  readonly mss: number;
+  /** Index of the tenant's XDP counters (syn_tenant_cnt). */
+  readonly tenantIdx: number;
+}
+
+/** What one tenant's synFlood setting adds to a server. */
+export interface TenantSynFlood {
+  /** The SYN-flood table for the tenant namespace; absent when protection is off. */
+  readonly batch?: NftJson;
+  /** Prefixes for the XDP stage; empty unless protection is `xdp`. */
+  readonly prefixes: readonly DesiredSynPrefix[];
+}
+
+/**
+ * A tenant's SYN-flood pieces for compile/server.ts: the nftables table (both modes) and, in
+ * `xdp` mode, one XDP map entry per prefix. `tenantIdx` must be unique per server and below the
+ * XDP stage's SYN_MAX_TENANTS (65536); the caller numbers tenants in its own stable order.
+ */
+export function compileTenantSynFlood(
+  tid: string,
+  tenant: { readonly synFlood?: SynFlood | undefined; readonly prefixes: Readonly<Record<string, { readonly cidr: string }>> },
+  tenantIdx: number,
+  opts: { readonly uplink: string; readonly table: string },
+): TenantSynFlood {
+  const s = tenant.synFlood;
+  if (!s || !needsSynproxy(s)) return { prefixes: [] };
+  const entries = Object.entries(tenant.prefixes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const batch = compileSynproxy(s, { uplink: opts.uplink, prefixes: entries.map(([, p]) => p.cidr), table: opts.table });
+  if (s.protection !== 'xdp') return { batch, prefixes: [] };
+  return {
+    batch,
+    prefixes: entries.map(([pid, p]) => ({ path: `tenants/${tid}/prefixes/${pid}`, cidr: p.cidr, mss: mustCidr(p.cidr).family === 4 ? s.mss : s.mss - 20, tenantIdx })),
+  };
+}
