@@ -32,10 +32,10 @@ export interface AttackFlags {
 
 /**
  * How a SYN flood is mitigated unless --syn-mitigation says otherwise: the per-source SYN rate
- * limit. The tenant's SYN-flood protection (xdp, synproxy) keeps per-connection state on the
- * server that answered the SYN, and in the lab a flow's replies come back through the anycast GRE
- * tunnel to whichever server of the DC the tunnel hashes to (lab trace shows ams-s2 forward,
- * ams-s1 back), so with more than one server per DC every protected connection stalls.
+ * limit. With the tenant's SYN-flood protection on (xdp, synproxy), every protected connection in
+ * the lab stalls today, at 2×2 and at 2×1 alike: the synproxy's SYN to the customer host enters
+ * Acme's GRE tunnel (server gre→ +1, customer router gre← +1) and never reaches acme-h (tcpdump
+ * there sees nothing). Until that is found, the rate limit is what works end to end.
  */
 export const DEFAULT_SYN_MITIGATION: SynMitigation = 'rate-limit';
 
