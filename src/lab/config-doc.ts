@@ -47,9 +47,19 @@ export const LAB_ANYCAST = {
 } as const;
 
 /**
+ * The proxy services: one per anycast service address, each of one egress class (the proxy's
+ * `--class`), on every server.
+ */
+export const LAB_PROXY_SERVICES = [
+  { ip: '198.51.100.2', port: 3128, class: 'trusted' },
+  { ip: '198.51.100.3', port: 3128, class: 'untrusted' },
+] as const;
+
+/**
  * The egress pools: 198.51.100.64/26 (DESIGN §4) cut into four /28s, one per country × class.
- * Address 1 + d of every pool belongs to data center d (so every DC can serve every tag); the
- * rest stay unassigned, for the tests that move or add addresses.
+ * Addresses 1 + d and, while the pool has room (up to 7 DCs), 1 + D + d of every pool belong to
+ * data center d of D: every DC serves every tag from two addresses, so one of them can move to
+ * another DC (a test does) and the DC still has the tag. The rest stay unassigned.
  */
 export const LAB_EGRESS_POOLS = [
   { id: 'gb-trusted', cidr: '198.51.100.64/28', class: 'trusted', country: 'GB' },
@@ -58,10 +68,11 @@ export const LAB_EGRESS_POOLS = [
   { id: 'us-untrusted', cidr: '198.51.100.112/28', class: 'untrusted', country: 'US' },
 ] as const;
 
-/** The egress address of `pool` that data center `d` (its index in the lab) owns. */
-export function labEgressIp(pool: (typeof LAB_EGRESS_POOLS)[number], d: number): string {
-  // Not the pool's first address: some tools treat a prefix's network address as unusable.
-  return intToIpv4(ipv4ToInt(pool.cidr.split('/')[0] as string) + 1 + d);
+/** The `k`-th (0 or 1) egress address of `pool` that data center `d` of `dcs` owns, or null when the pool has no room for it. */
+export function labEgressIp(pool: (typeof LAB_EGRESS_POOLS)[number], d: number, dcs: number, k: 0 | 1 = 0): string | null {
+  // Not the pool's first or last address: some tools treat them as network and broadcast.
+  const offset = 1 + k * dcs + d;
+  return offset <= 14 ? intToIpv4(ipv4ToInt(pool.cidr.split('/')[0] as string) + offset) : null;
 }
 
 /** Acme and Globex, as in examples/acme.yaml. */
@@ -140,7 +151,12 @@ export function labConfigDoc(dcs: readonly LabDcDoc[], opts: LabDocOptions = {})
     dos: { rules: { chargen: { description: 'chargen reflection; nobody needs UDP from port 19', match: { protocol: 'udp', sport: [19] }, action: 'drop' } } },
     egress: {
       pools: Object.fromEntries(LAB_EGRESS_POOLS.map((p) => [p.id, { cidrs: [p.cidr], tags: { class: p.class, country: p.country }, sliceSize: 2048 }])),
-      assign: Object.fromEntries(LAB_EGRESS_POOLS.flatMap((p) => dcs.map((dc, d) => [labEgressIp(p, d), { dc: dc.id }]))),
+      assign: Object.fromEntries(
+        LAB_EGRESS_POOLS.flatMap((p) => ([0, 1] as const).flatMap((k) => dcs.flatMap((dc, d) => {
+          const ip = labEgressIp(p, d, dcs.length, k);
+          return ip === null ? [] : [[ip, { dc: dc.id }]];
+        }))),
+      ),
     },
   };
 }

@@ -4,7 +4,13 @@
  * the TCP connections a server holds. All through argv (no shell), inside the lab's namespaces.
  */
 import { spawn } from 'node:child_process';
+import type { EgressOwnership } from '../compile/egress/ownership.ts';
+import { BPFFS } from '../kernel/bpf/loader.ts';
+import { linuxSteerMaps } from '../kernel/bpf/steer.ts';
+import type { SteerCounterName } from '../kernel/bpf/steer-layout.ts';
 import { run, type ExecOutput } from '../kernel/exec.ts';
+import { cidrContains, mustCidr } from '../model/net.ts';
+import { LAB_EGRESS_POOLS } from './config-doc.ts';
 import { nodeNs } from './names.ts';
 import type { LabPlan } from './topology.ts';
 
@@ -78,4 +84,61 @@ export async function tcpConnections(plan: LabPlan, node: string): Promise<Array
     .filter((f) => f.length >= 4)
     // Recv-Q Send-Q Local Peer (the state column is left out when a state is asked for).
     .map((f) => ({ local: f[2] as string, peer: f[3] as string }));
+}
+
+/** Who owns (ip, port) by the config: its data center and the server whose slice holds the port. */
+export interface SliceOwner {
+  readonly dc: string;
+  readonly server: string | null;
+  readonly slice: number;
+}
+
+/** The owner of every assigned egress address's ports, from `egressOwnership` (compile/egress). */
+export function sliceOwners(ownership: readonly EgressOwnership[]): (ip: string, port: number) => SliceOwner | null {
+  const byIp = new Map(ownership.map((o) => [o.ip, o]));
+  return (ip, port) => {
+    const o = byIp.get(ip);
+    if (!o) return null;
+    if (o.owner.kind === 'server') return { dc: o.dc, server: o.owner.server, slice: 0 };
+    const slice = Math.floor(port / o.owner.sliceSize);
+    return { dc: o.dc, server: o.owner.slices.find((s) => s.slice === slice)?.server ?? null, slice };
+  };
+}
+
+/** The lab pool (config-doc.ts) an address is in, or undefined. */
+export function labPoolOf(ip: string): (typeof LAB_EGRESS_POOLS)[number] | undefined {
+  return LAB_EGRESS_POOLS.find((p) => cidrContains(mustCidr(p.cidr), mustCidr(`${ip}/32`)));
+}
+
+/**
+ * Routes the Internet host sends each egress address's replies by: `ip route replace IP/32 via
+ * DC` for each entry (more specific than the /26 BGP gives, and not BIRD's, so BIRD leaves it).
+ * `null` removes the address's route, leaving BGP's choice.
+ */
+export async function routeEgressVia(plan: LabPlan, routesByIp: ReadonlyMap<string, string | null>): Promise<void> {
+  for (const [ip, dc] of routesByIp) {
+    if (dc === null) {
+      await run('ip', ['netns', 'exec', nodeNs(plan.prefix, plan.internet.node), 'ip', 'route', 'del', `${ip}/32`]);
+      continue;
+    }
+    const via = plan.dcs.find((d) => d.id === dc)?.ixIp;
+    if (!via) throw new Error(`no data center ${dc}`);
+    await inNode(plan, plan.internet.node, ['ip', 'route', 'replace', `${ip}/32`, 'via', via]);
+  }
+}
+
+/** The XDP steering outcome counters of every server, by node. */
+export async function steerCounters(plan: LabPlan): Promise<Map<string, Record<SteerCounterName, bigint>>> {
+  const out = new Map<string, Record<SteerCounterName, bigint>>();
+  for (const a of plan.agents) {
+    const c = await linuxSteerMaps({ root: `${BPFFS}/${a.bpf}` }).counters();
+    if (!c.ok) throw new Error(`${a.node}: steering counters: ${c.error.message}`);
+    out.set(a.node, c.value);
+  }
+  return out;
+}
+
+/** How much a counter moved per node between two reads. */
+export function counterDelta(before: ReadonlyMap<string, Record<SteerCounterName, bigint>>, now: ReadonlyMap<string, Record<SteerCounterName, bigint>>, name: SteerCounterName): Record<string, number> {
+  return Object.fromEntries([...now].map(([node, c]) => [node, Number(c[name] - (before.get(node)?.[name] ?? 0n))]));
 }

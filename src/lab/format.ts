@@ -38,6 +38,10 @@ export function formatPlan(p: LabPlan): string {
   out.push('# agents');
   for (const a of p.agents) out.push(`agent ${a.dc}/${a.server} netns ${a.ns} --prefix ${a.prefix} --bpf ${a.bpf}`);
   out.push('');
+  out.push('# services');
+  for (const l of p.localAddrs) out.push(`addr ${l.node}:lo ${l.addr}`);
+  for (const x of p.proxies) out.push(`proxy ${x.dc}/${x.server} netns ${x.ns} --listen ${x.ip}:${x.port} --class ${x.class} --metrics ${x.metrics}`);
+  out.push('');
   out.push('# customer sites');
   for (const s of p.sites)
     out.push(`site ${s.tenant}: router ${s.router} ${s.routerIp} (city ${s.city}, via ${s.gateway} on-link, programs ${s.bpf}), host ${s.host} ${s.hostIp} tcp/${s.port}${s.key !== undefined ? `, key ${s.key}` : ''}${s.inner ? `, inner ${s.inner.theirs}` : ''}`);

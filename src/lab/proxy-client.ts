@@ -8,8 +8,9 @@
  * - `http`: through the tunnel one `GET /<id>` (HTTP/1.1, kept alive); the host answers with the
  *   address and port the connection came from — the egress address and the source port after the
  *   server's SNAT — so each tunnel knows how it left the platform;
- * - `echo`: to the echo service; a probe sends a line through every open tunnel and expects it
- *   back (a live connection that lost its path fails the probe).
+ * - `echo`: to the echo service.
+ * A probe sends through every open tunnel a line (echo) or another request (http) and expects
+ * the answer: a live connection that lost its path fails it.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -63,7 +64,7 @@ function tunnel(spec, timeoutMs) {
     let buf = '', stage = 'connect', eyeballPort = null, status = null, finished = false;
     const finish = (r) => {
       if (finished) return; finished = true; clearTimeout(timer);
-      if (r.error || r.status !== 200) s.destroy(); else { s.removeAllListeners('data'); open.set(spec.id, { spec, s, dead: null }); s.on('error', (e) => { const t = open.get(spec.id); if (t) t.dead = e.code || 'error'; }); s.on('close', () => { const t = open.get(spec.id); if (t && !t.dead) t.dead = 'closed'; }); }
+      if (r.error || status !== 200) s.destroy(); else { s.removeAllListeners('data'); open.set(spec.id, { spec, s, dead: null }); s.on('error', (e) => { const t = open.get(spec.id); if (t) t.dead = e.code || 'error'; }); s.on('close', () => { const t = open.get(spec.id); if (t && !t.dead) t.dead = 'closed'; }); }
       done({ id: spec.id, eyeballPort, status, ms: Date.now() - t0, ...r });
     };
     const timer = setTimeout(() => finish({ error: 'timeout:' + stage }), timeoutMs);
@@ -103,9 +104,17 @@ async function openAll(specs, concurrency, timeoutMs) {
 function probe(t, timeoutMs) {
   return new Promise((done) => {
     if (t.dead) return done({ id: t.spec.id, ok: false, error: t.dead });
-    const want = 'probe ' + t.spec.id + ' ' + Date.now() + '\n';
+    const http = t.spec.kind === 'http';
+    const want = http ? 'GET /' + t.spec.id + '/probe HTTP/1.1\r\nHost: ' + t.spec.targetIp + '\r\n\r\n' : 'probe ' + t.spec.id + ' ' + Date.now() + '\n';
     let got = '';
-    const onData = (b) => { got += b.toString('latin1'); if (got.length >= want.length) end(got === want ? null : 'wrong-echo'); };
+    const onData = (b) => {
+      got += b.toString('latin1');
+      if (!http) { if (got.length >= want.length) end(got === want ? null : 'wrong-echo'); return; }
+      const head = got.indexOf('\r\n\r\n');
+      if (head < 0) return;
+      const len = Number((/content-length: *(\d+)/i.exec(got.slice(0, head)) || [])[1]);
+      if (got.length - head - 4 >= len) end(/^HTTP\/1\.1 200/.test(got) && got.includes('/' + t.spec.id + '/probe') ? null : 'wrong-reply');
+    };
     const end = (error) => { clearTimeout(timer); t.s.off('data', onData); if (error && error !== 'wrong-echo') t.dead = t.dead || error; done({ id: t.spec.id, ok: !error, ...(error ? { error } : {}) }); };
     const timer = setTimeout(() => end('timeout'), timeoutMs);
     t.s.on('data', onData);
@@ -115,7 +124,7 @@ function probe(t, timeoutMs) {
 require('readline').createInterface({ input: process.stdin }).on('line', async (line) => {
   const c = JSON.parse(line);
   if (c.cmd === 'open') say({ reply: 'open', results: await openAll(c.specs, c.concurrency, c.timeoutMs) });
-  else if (c.cmd === 'probe') say({ reply: 'probe', results: await Promise.all([...open.values()].filter((t) => t.spec.kind === 'echo').map((t) => probe(t, c.timeoutMs))) });
+  else if (c.cmd === 'probe') say({ reply: 'probe', results: await Promise.all([...open.values()].map((t) => probe(t, c.timeoutMs))) });
   else if (c.cmd === 'close') { for (const t of open.values()) t.s.destroy(); say({ reply: 'close', closed: open.size }); process.exit(0); }
 });
 `;
@@ -166,7 +175,7 @@ export class ProxyClients {
     return r.results as TunnelResult[];
   }
 
-  /** Sends a line through every open echo tunnel and waits for it to come back. */
+  /** Sends a line (echo) or a request (http) through every open tunnel and waits for the answer. */
   async probe(timeoutMs = 2000): Promise<ProbeResult[]> {
     const r = await this.#ask({ cmd: 'probe', timeoutMs });
     return r.results as ProbeResult[];

@@ -13,7 +13,7 @@ import type { LabError } from './errors.ts';
 export const DEFAULT_RUN_DIR = '/run/anyedge-lab';
 
 const processSchema = z.strictObject({
-  role: z.enum(['etcd', 'bird', 'agent', 'echo', 'internet', 'proxy']),
+  role: z.enum(['etcd', 'bird', 'agent', 'echo', 'internet', 'proxy', 'relay']),
   /** The node it serves (`ams`, `ams-s1`, `acme-h`, `inet`), absent for etcd. */
   node: z.string().optional(),
   pid: z.number().int().positive(),

@@ -24,7 +24,7 @@ import { err, ok, type Result } from '../lib/result.ts';
 import type { LabError } from './errors.ts';
 import { allocate, eyeballSubnet, hostAddr, hostIp, subnetCidr, type Subnet } from './addressing.ts';
 import { cityBirdConfig, dcBirdConfig } from './bird.ts';
-import { LAB_ANYCAST, LAB_CUSTOMERS, labConfigDoc, type LabCustomer, type LabDocOptions } from './config-doc.ts';
+import { LAB_ANYCAST, LAB_CUSTOMERS, LAB_PROXY_SERVICES, labConfigDoc, type LabCustomer, type LabDocOptions } from './config-doc.ts';
 import { agentPrefix, LAB_CITIES, LAB_CITY_COUNTRIES, LAB_DC_NAMES, LAB_DCS, labPrefix, MAX_SERVERS_TOTAL, nodeNs } from './names.ts';
 
 /** Sizes of a lab. */
@@ -47,6 +47,9 @@ export const INTERNET_AS = 64700;
 export const INTERNET_HTTP_PORT = 80;
 /** The Internet host's TCP echo service (for long-lived connections). */
 export const INTERNET_ECHO_PORT = 7;
+
+/** Proxy k of a server serves its metrics on 127.0.0.1:(this + k), in the server's namespace. */
+export const PROXY_METRICS_PORT_BASE = 9475;
 
 /** What a node is. */
 export type NodeRole = 'exchange' | 'backbone' | 'dc-router' | 'server' | 'city-router' | 'eyeball' | 'customer-router' | 'customer-host' | 'internet';
@@ -91,6 +94,26 @@ export interface LabRoute {
   readonly via?: string;
   readonly dev?: string;
   readonly onlink?: boolean;
+}
+
+/** An address on a node's loopback (the anycast service addresses on every server). */
+export interface LabLocalAddr {
+  readonly node: string;
+  readonly addr: string;
+}
+
+/** One egress proxy process: a service of one class on one server. */
+export interface LabProxy {
+  readonly dc: string;
+  readonly server: string;
+  readonly node: string;
+  readonly ns: string;
+  /** `--listen`: the service address and port. */
+  readonly ip: string;
+  readonly port: number;
+  readonly class: 'trusted' | 'untrusted';
+  /** `--metrics`: the proxy's Prometheus listener, on the server's own loopback. */
+  readonly metrics: string;
 }
 
 /** A sysctl in a node. */
@@ -183,8 +206,10 @@ export interface LabPlan {
   readonly links: readonly LabLink[];
   readonly routes: readonly LabRoute[];
   readonly sysctls: readonly LabSysctl[];
+  readonly localAddrs: readonly LabLocalAddr[];
   readonly bird: readonly LabBird[];
   readonly agents: readonly LabAgent[];
+  readonly proxies: readonly LabProxy[];
   readonly dcs: readonly LabDc[];
   readonly cities: readonly LabCity[];
   readonly sites: readonly LabSite[];
@@ -235,6 +260,8 @@ export function planLab(id: string, size: LabSize, doc: LabDocOptions = {}): Res
   const sysctls: LabSysctl[] = [];
   const bird: LabBird[] = [];
   const agents: LabAgent[] = [];
+  const proxies: LabProxy[] = [];
+  const localAddrs: LabLocalAddr[] = [];
   const dcs: LabDc[] = [];
   const cities: LabCity[] = [];
   const sites: LabSite[] = [];
@@ -268,6 +295,12 @@ export function planLab(id: string, size: LabSize, doc: LabDocOptions = {}): Res
       sysctls.push({ node: name, key: 'net.ipv4.conf.all.send_redirects', value: '0' });
       servers.push({ id: sid, node: name, address });
       agents.push({ dc, server: sid, node: name, ns: nodeNs(prefix, name), prefix: agentPrefix(prefix, d * size.servers + s), bpf: nodeNs(prefix, name) });
+      // Every server runs every service: the anycast service addresses are its own (on lo, which
+      // the agent leaves alone outside the egress ranges), and a proxy listens on each.
+      for (const svc of LAB_PROXY_SERVICES) {
+        localAddrs.push({ node: name, addr: `${svc.ip}/32` });
+        proxies.push({ dc, server: sid, node: name, ns: nodeNs(prefix, name), ip: svc.ip, port: svc.port, class: svc.class, metrics: `127.0.0.1:${PROXY_METRICS_PORT_BASE + LAB_PROXY_SERVICES.indexOf(svc)}` });
+      }
     }
     dcs.push({ id: dc, router: dc, ixIp, backboneIp: hostIp(bb, 1 + d), lan: subnetCidr(lan), servers });
   });
@@ -347,7 +380,7 @@ export function planLab(id: string, size: LabSize, doc: LabDocOptions = {}): Res
     backbone: [`${dc.backboneIp}/${bb.len}`, `${dc.ixIp}/${ix.len}`],
     servers: dc.servers.map((s) => ({ id: s.id, address: s.address })),
   })), doc);
-  return ok({ id, prefix, size, nodes, bridges, links, routes, sysctls, bird, agents, dcs, cities, sites, internet, backbone: subnetCidr(bb), config });
+  return ok({ id, prefix, size, nodes, bridges, links, routes, sysctls, localAddrs, bird, agents, proxies, dcs, cities, sites, internet, backbone: subnetCidr(bb), config });
 }
 
 /** The node of a short name or full netns name, if the plan has it. */

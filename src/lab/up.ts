@@ -3,8 +3,9 @@
  * reverse-path filter off), bridges, veths and addresses, the customers' GRE tunnel ends, static
  * routes; the store (a detached etcd on loopback, or an LMDB directory) with the lab's config
  * written through it (validated); the customers' TCP echo services and the Internet host's HTTP
- * and echo services; BIRD on every router (and the Internet host); one agent per server. Then it waits until every BGP session is established and every agent has
- * applied the config. The state file records each object and pid as soon as it exists, so
+ * and echo services; BIRD on every router (and the Internet host); one agent per server. It waits
+ * until every BGP session is established and every agent has applied the config, then starts the
+ * egress proxies (one per service address and server) and waits until they listen. The state file records each object and pid as soon as it exists, so
  * `lab down` can remove a half-built lab; a failed `lab up` removes what it made itself.
  */
 import { spawnSync } from 'node:child_process';
@@ -26,6 +27,7 @@ import { bgpSessions, birdConfigPath, birdSocket } from './bgp.ts';
 import { buildCustomerTunnel } from './customer.ts';
 import { internetServerScript } from './internet.ts';
 import { labGeofeed } from './geofeed.ts';
+import { STORE_RELAY_SCRIPT } from './store-relay.ts';
 import { startEtcd } from './etcd.ts';
 import { labDown } from './down.ts';
 import { labPrefix, nodeNs } from './names.ts';
@@ -196,6 +198,8 @@ async function build(plan: LabPlan, o: UpOptions, dir: string, log: (line: strin
     return null;
   });
   if (e) return err(e);
+  e = await pool(plan.localAddrs, 4, async (l) => step(`${l.node}:lo`, `addr add ${l.addr}`, await addAddr(ns(l.node), 'lo', l.addr)));
+  if (e) return err(e);
   phase('links');
 
   // 3. The customers' tunnel ends (their pins are recorded before loading, so a failure half-way
@@ -312,6 +316,45 @@ async function build(plan: LabPlan, o: UpOptions, dir: string, log: (line: strin
   const applied = await waitAgents(plan, spec, state.configRevision ?? 0, waitMs, (pid) => aliveWithMark(pid, prefix), state);
   if (applied) return err(applied);
   phase('agents applied the config');
+
+  // 9. The egress proxies, once the agents have put the egress addresses on the servers (a proxy
+  // binds to them). `ip netns exec` replaces itself with node, so the geofeed path under the
+  // lab's directory is what marks them as the lab's. They run inside the servers' namespaces, so
+  // an etcd store is reached through the relay (store-relay.ts).
+  const etcdPort = o.store === 'etcd' ? /:(\d+)#/.exec(spec)?.[1] : undefined;
+  if (etcdPort !== undefined) {
+    const logFile = join(dir, 'logs', 'store-relay.log');
+    const namespaces = [...new Set(plan.proxies.map((x) => x.ns))];
+    const pid = spawnDetached('store-relay', [process.execPath, '-e', STORE_RELAY_SCRIPT, JSON.stringify({ port: Number(etcdPort), namespaces })], logFile);
+    if (!pid.ok) return pid;
+    addProc({ role: 'relay', pid: pid.value, log: logFile });
+    const relaying = await waitUntil(waitMs, async () => readLog(logFile).includes('relaying') || !aliveWithMark(pid.value, prefix));
+    if (!relaying || !readLog(logFile).includes('relaying')) return err({ code: 'failed', path: 'store-relay', message: `the relay to etcd for the servers' namespaces did not start:\n${tail(logFile)}` });
+  }
+  for (const x of plan.proxies) {
+    const logFile = join(dir, 'logs', `proxy-${x.node}-${x.class}.log`);
+    const pid = spawnDetached(`proxies/${x.node}/${x.class}`, [
+      'ip', 'netns', 'exec', x.ns, process.execPath, BIN, 'proxy',
+      '--listen', `${x.ip}:${x.port}`,
+      '--class', x.class,
+      '--store', spec,
+      '--server', `${x.dc}/${x.server}`,
+      '--geoip', geofeedPath(dir),
+      '--metrics', x.metrics,
+      // One line per tunnel (eyeball, country, egress address): the lab's tests read them.
+      '--log-level', 'debug',
+    ], logFile);
+    if (!pid.ok) return pid;
+    addProc({ role: 'proxy', node: x.node, pid: pid.value, log: logFile });
+  }
+  for (const x of plan.proxies) {
+    const logFile = join(dir, 'logs', `proxy-${x.node}-${x.class}.log`);
+    const proc = state.processes.find((p) => p.role === 'proxy' && p.log === logFile);
+    const up = await waitUntil(waitMs, async () => readLog(logFile).includes('"event":"listening"') || (proc !== undefined && !aliveWithMark(proc.pid, prefix)));
+    if (!up || !readLog(logFile).includes('"event":"listening"'))
+      return err({ code: 'failed', path: `proxies/${x.node}/${x.class}`, message: `the ${x.class} proxy on ${x.node} (${x.ip}:${x.port}) did not start:\n${tail(logFile)}` });
+  }
+  phase('proxies listening');
   return ok({ state, phases });
 }
 
