@@ -168,6 +168,9 @@ async function liveCpuPerSyn(mode: 'xdp' | 'synproxy', gen: { obj: string; bin: 
     s = await buildSynLab(lab, mode);
     // Our NAPI thread is the one that appears when we switch the uplink to threaded NAPI (other
     // labs on the machine may have an up0 too).
+    // The client's receive path (every SYN-ACK lands there) gets its own thread too, so the
+    // uplink's thread is charged with the server's work only.
+    await lab.exec('c', 'sh', ['-c', 'echo 1 > /sys/class/net/eth0/threaded']);
     const before = await napiThreads('up0');
     await lab.exec('s', 'ethtool', ['-K', 'up0', 'gro', 'on']);
     await lab.exec('s', 'sh', ['-c', 'echo 1 > /sys/class/net/up0/threaded']);
