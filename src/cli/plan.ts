@@ -19,6 +19,7 @@ import { edgePins, loadEdge } from '../kernel/bpf/loader.ts';
 import { apply, formatPlan, plan } from '../agent/reconcile.ts';
 import { lastDosTables } from '../agent/dos-reconcile.ts';
 import { linuxDosMaps } from '../kernel/bpf/dos.ts';
+import { SynCookieMaps } from '../kernel/bpf/syncookie.ts';
 import { formatDos } from '../compile/dos/format.ts';
 import { steerInput } from '../agent/steer.ts';
 import { linuxSteerMaps } from '../kernel/bpf/steer.ts';
@@ -82,7 +83,7 @@ export async function runPlan(opts: PlanOptions, io: Io, doApply: boolean): Prom
       return EXIT_INVALID;
     }
   }
-  const env = { kernel: linuxKernel(marks), bpf: linuxBpfMaps(pins), attach: linuxAttach(pins), steer: linuxSteerMaps(pins), dos: linuxDosMaps(pins.root) };
+  const env = { kernel: linuxKernel(marks), bpf: linuxBpfMaps(pins), attach: linuxAttach(pins), steer: linuxSteerMaps(pins), dos: linuxDosMaps(pins.root), syn: new SynCookieMaps(pins) };
   // The XDP steering maps (Maglev table, services, peers, egress owners) are part of the plan.
   const steer = steerInput(env, cfg.value, { dc, server });
   if (!steer.ok) {
