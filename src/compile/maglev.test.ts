@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bucketCounts, disruption, isPrime, MAGLEV_SIZE, maglevPopulate, NO_SERVER, permutationOf, steeringTable, type SteeringServer } from './maglev.ts';
+import { bucketCounts, disruption, isPrime, MAGLEV_SIZE, maglevBuilds, maglevPopulate, NO_SERVER, permutationOf, steeringTable, type SteeringServer } from './maglev.ts';
 
 const ids = (n: number, prefix = 's') => Array.from({ length: n }, (_, i) => `${prefix}${String(i + 1).padStart(4, '0')}`);
 const active = (xs: readonly string[]): SteeringServer[] => xs.map((id) => ({ id, state: 'active' }));
@@ -66,23 +66,88 @@ test('a draining server owns no bucket but stays the second choice of the bucket
   assert.deepEqual(t.servers, all, 'a draining server keeps its index: it is still a second choice');
   const d = t.servers.indexOf('s0002');
   assert.ok(!t.first.includes(d), 'no first choice is the draining server');
+  // Where the owner did not change, the second choice is the owner without it (as for an add).
+  const others = all.filter((id) => id !== 's0002');
+  const without = new Map(others.map((f) => [f, maglevPopulate(others.filter((id) => id !== f))]));
   let had = 0;
   for (let b = 0; b < t.size; b++) {
     const old = before.value.first[b] as number;
     if (old === d) {
       had++;
       assert.equal(t.second[b], d, `bucket ${b}: the draining server's old bucket lost its second choice`);
-    } else if (t.first[b] === old) assert.equal(t.second[b], NO_SERVER, `bucket ${b}: unchanged owner needs no second choice`);
-    else assert.equal(t.second[b], old, `bucket ${b}: moved without its old owner as second choice`);
+    } else if (t.first[b] === old) {
+      const f = t.servers[old] as string;
+      const w = without.get(f);
+      assert.ok(w?.ok);
+      assert.equal(t.servers[t.second[b] as number], others.filter((id) => id !== f)[w.value[b] as number], `bucket ${b}: unchanged owner without its no-${f} owner as second choice`);
+    } else assert.equal(t.second[b], old, `bucket ${b}: moved without its old owner as second choice`);
   }
   assert.ok(had > 0);
+});
+
+test('a server added as active: every bucket it took has its previous owner as second choice', () => {
+  for (const n of [1, 3, 10]) {
+    const before = steeringTable(active(ids(n)));
+    const after = steeringTable(active([...ids(n), 'new']));
+    assert.ok(before.ok && after.ok);
+    const t = after.value;
+    const added = t.servers.indexOf('new');
+    let took = 0;
+    for (let b = 0; b < t.size; b++) {
+      const old: string | undefined = before.value.servers[before.value.first[b] as number];
+      if (t.first[b] === added) {
+        took++;
+        assert.equal(t.servers[t.second[b] as number], old, `n=${n} bucket ${b}: the new server's bucket does not hand old flows to ${old}`);
+      } else assert.notEqual(t.second[b], NO_SERVER, `n=${n} bucket ${b}: no second choice`);
+      assert.notEqual(t.second[b], t.first[b], `bucket ${b}: second choice equals the first`);
+    }
+    assert.ok(took > 0.8 * (t.size / (n + 1)), `n=${n}: the new server took only ${took} buckets`);
+  }
+  // A server back from draining is an add too: its buckets hand flows to their owners while it drained.
+  const drained = steeringTable(active(ids(4)).map((s) => (s.id === 's0003' ? { ...s, state: 'draining' as const } : s)));
+  const back = steeringTable(active(ids(4)));
+  assert.ok(drained.ok && back.ok);
+  for (let b = 0; b < back.value.size; b++)
+    if (back.value.servers[back.value.first[b] as number] === 's0003')
+      assert.equal(back.value.servers[back.value.second[b] as number], drained.value.servers[drained.value.first[b] as number], `bucket ${b}`);
+});
+
+test('removing a server (down) leaves first owners as without it; one active server has no second choice', () => {
+  const all = steeringTable(active(ids(5)));
+  const gone = steeringTable(active(ids(5)).map((s) => (s.id === 's0002' ? { ...s, state: 'down' as const } : s)));
+  const four = maglevPopulate(ids(5).filter((id) => id !== 's0002'));
+  assert.ok(all.ok && gone.ok && four.ok);
+  assert.ok(!gone.value.servers.includes('s0002'));
+  assert.deepEqual([...gone.value.first], [...four.value], 'down is the same as absent');
+  const one = steeringTable(active(['solo']));
+  assert.ok(one.ok);
+  assert.ok(one.value.second.every((x) => x === NO_SERVER));
+});
+
+test('tables are memoized by the (active, draining) sets, and callers get their own copies', () => {
+  const xs = active(ids(6));
+  const a = steeringTable(xs);
+  const n = maglevBuilds();
+  // Same sets in another order, plus a down server: nothing is rebuilt.
+  const b = steeringTable([...xs].reverse().concat([{ id: 'gone', state: 'down' }]));
+  assert.equal(maglevBuilds(), n, 'an unchanged server set rebuilt the table');
+  assert.ok(a.ok && b.ok);
+  assert.deepEqual(b.value, a.value);
+  b.value.first.fill(0);
+  b.value.second.fill(0);
+  const c = steeringTable(xs);
+  assert.ok(c.ok);
+  assert.deepEqual(c.value, a.value, "a caller's change leaked into the memo");
+  // A changed set is built: one fill for T(S) and one per active server for the second choices.
+  steeringTable(xs.map((s) => (s.id === 's0001' ? { ...s, state: 'draining' as const } : s)));
+  assert.equal(maglevBuilds(), n + 2 + 5);
 });
 
 test('down servers are nowhere; no active server, duplicates and bad sizes are errors that say what to do', () => {
   const t = steeringTable([{ id: 'a', state: 'active' }, { id: 'b', state: 'down' }, { id: 'c', state: 'active' }]);
   assert.ok(t.ok);
   assert.deepEqual(t.value.servers, ['a', 'c']);
-  assert.ok(t.value.second.every((x) => x === NO_SERVER));
+  assert.ok(t.value.second.every((x, b) => x !== NO_SERVER && x !== t.value.first[b]), 'each bucket has the other active server as second choice');
   const none = steeringTable([{ id: 'a', state: 'draining' }], MAGLEV_SIZE, 'dcs/ams');
   assert.ok(!none.ok);
   assert.equal(none.error.code, 'no_servers');

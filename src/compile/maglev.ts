@@ -52,6 +52,59 @@ function checkSize(size: number, path: string): MaglevError | null {
   return null;
 }
 
+/** Maglev fills done so far in this process (tests check that the memo saves them). */
+let builds = 0;
+export function maglevBuilds(): number {
+  return builds;
+}
+
+/** The permutations of `ids` (offsets and skips), hashed once and shared by every build. */
+function permutations(ids: readonly string[], size: number): { offset: Int32Array; skip: Int32Array } {
+  const offset = new Int32Array(ids.length);
+  const skip = new Int32Array(ids.length);
+  for (const [i, id] of ids.entries()) {
+    const p = permutationOf(id, size);
+    offset[i] = p.offset;
+    skip[i] = p.skip;
+  }
+  return { offset, skip };
+}
+
+/**
+ * The Maglev fill over precomputed permutations, optionally as if server `leaveOut` were not
+ * there: the others take their turns in the same order, so the result equals a build over the
+ * ids without it (indexes still point into the full list). Integer adds instead of `%`: this
+ * runs once per active server when second choices are computed, so it is the compile's hot loop.
+ * With `until`, it fills `until.into` and stops as soon as every bucket marked in `wanted` has an
+ * owner (the rest of the table is then unfilled, NO_SERVER).
+ */
+function fill(offset: Int32Array, skip: Int32Array, size: number, leaveOut = -1, until?: { readonly wanted: Uint8Array; count: number; readonly into: Int32Array }): Int32Array {
+  const n = offset.length;
+  const table = until ? until.into.fill(NO_SERVER) : new Int32Array(size).fill(NO_SERVER);
+  const pos = Int32Array.from(offset);
+  let filled = 0;
+  for (;;) {
+    for (let i = 0; i < n; i++) {
+      if (i === leaveOut) continue;
+      // Walk server i's permutation to its next free bucket: (offset + j·skip) mod M, j = 0, 1, …
+      const k = skip[i] as number;
+      let c = pos[i] as number;
+      while (table[c] !== NO_SERVER) {
+        c += k;
+        if (c >= size) c -= size;
+      }
+      table[c] = i;
+      // A claimed bucket never changes owner: once every wanted one is claimed, the rest of the
+      // fill (its most expensive part, the walks over an almost full table) cannot change them.
+      if (until && until.wanted[c] === 1 && --until.count === 0) return table;
+      c += k;
+      if (c >= size) c -= size;
+      pos[i] = c;
+      if (++filled === size) return table;
+    }
+  }
+}
+
 /**
  * Fills a Maglev table of `size` buckets with indexes into `ids` (which must be sorted and
  * distinct; `steeringTable` takes care of that). Every bucket gets an owner.
@@ -62,25 +115,9 @@ export function maglevPopulate(ids: readonly string[], size = MAGLEV_SIZE, path 
   const n = ids.length;
   if (n === 0) return err({ code: 'no_servers', path, message: 'no server to fill the table with: at least one server must be active' });
   if (n > size) return err({ code: 'too_many_servers', path, message: `${n} servers do not fit a table of ${size} buckets; use a larger prime size` });
-  const table = new Int32Array(size).fill(NO_SERVER);
-  const pos = new Float64Array(n);
-  const skip = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    const p = permutationOf(ids[i] as string, size);
-    pos[i] = p.offset;
-    skip[i] = p.skip;
-  }
-  let filled = 0;
-  for (;;) {
-    for (let i = 0; i < n; i++) {
-      // Walk server i's permutation to its next free bucket: (offset + j·skip) mod M, j = 0, 1, …
-      let c = pos[i] as number;
-      while (table[c] !== NO_SERVER) c = (c + (skip[i] as number)) % size;
-      table[c] = i;
-      pos[i] = (c + (skip[i] as number)) % size;
-      if (++filled === size) return ok(table);
-    }
-  }
+  builds++;
+  const p = permutations(ids, size);
+  return ok(fill(p.offset, p.skip, size));
 }
 
 /** A server as steering sees it. */
@@ -91,9 +128,9 @@ export interface SteeringServer {
 
 /**
  * A DC's steering table: per bucket the first owner (an active server) and the second choice —
- * the server that owned the bucket while the draining servers still took new flows, where that
- * differs from the first. Indexes point into `servers` (sorted ids of the active and draining
- * servers; down servers are nowhere).
+ * where a packet of an established flow that the first owner has no socket for goes (see
+ * `steeringTable`). Indexes point into `servers` (sorted ids of the active and draining servers;
+ * down servers are nowhere).
  */
 export interface SteeringTable {
   readonly size: number;
@@ -102,10 +139,28 @@ export interface SteeringTable {
   readonly second: Int32Array;
 }
 
+/** Tables of the last few server sets: an agent's passes over an unchanged DC rebuild nothing. */
+const memo = new Map<string, SteeringTable>();
+const MEMO_ENTRIES = 8;
+
 /**
- * Builds a DC's steering table. `active` servers fill the table; a `draining` server gets no
- * bucket but stays the second choice of the buckets it had, so its established flows still reach
- * it (the first owner finds no socket and passes the packet on); `down` servers appear nowhere.
+ * Builds a DC's steering table, statelessly: every server of the DC computes the same one from
+ * the config alone. With S the active servers and T(X) the Maglev table of X:
+ *
+ * - first[b] = T(S)[b]. `down` servers appear nowhere.
+ * - second[b], where the flows of b that F = first[b] has no socket for may live:
+ *   1. T(S ∪ draining)[b] when it differs from F: the owner while the draining servers still
+ *      took new flows, so a draining server keeps its established flows until it is set down;
+ *   2. else T(S \ {F})[b]: the owner b would have without F. When F was just added (or came
+ *      back from draining), that is exactly the owner before, so F hands the old flows back to
+ *      it; when F was not just added, it costs a stray segment (no socket anywhere) one more hop.
+ *   With one active server and nobody draining there is no second choice.
+ *   Adding k servers at once: a bucket that one new server took from another new one's
+ *   T(S \ {F}) is handed to the wrong server; add servers one config change at a time (each
+ *   applied by the DC's agents) when their flows must survive.
+ *
+ * Cost: one Maglev fill per active server plus one or two (≈ |S| fills), memoized by the
+ * (active, draining) sets; see bench/maglev.bench.ts.
  */
 export function steeringTable(servers: readonly SteeringServer[], size = MAGLEV_SIZE, path = 'maglev'): Result<SteeringTable, MaglevError> {
   const seen = new Set<string>();
@@ -118,16 +173,59 @@ export function steeringTable(servers: readonly SteeringServer[], size = MAGLEV_
   const withDraining = servers.filter((s) => s.state !== 'down').map((s) => s.id).sort(byId);
   if (active.length === 0)
     return err({ code: 'no_servers', path, message: `no active server (${servers.length ? servers.map((s) => `${s.id} ${s.state}`).join(', ') : 'none listed'}): set at least one server's state to active` });
+  const key = JSON.stringify([size, active, withDraining]);
+  let t = memo.get(key);
+  if (t) memo.delete(key); // re-inserted below: the map's order is least recently used first
+  else {
+    const built = build(active, withDraining, size, path);
+    if (!built.ok) return built;
+    t = built.value;
+    if (memo.size >= MEMO_ENTRIES) memo.delete(memo.keys().next().value as string);
+  }
+  memo.set(key, t);
+  // Copies: callers own what they get, and the memo must not change under them.
+  return ok({ size, servers: t.servers, first: t.first.slice(), second: t.second.slice() });
+}
+
+function build(active: readonly string[], withDraining: readonly string[], size: number, path: string): Result<SteeringTable, MaglevError> {
   const now = maglevPopulate(active, size, path);
   if (!now.ok) return now;
   const index = new Map(withDraining.map((id, i) => [id, i]));
+  const toAll = Int32Array.from(active, (id) => index.get(id) as number);
   const first = new Int32Array(size);
-  for (let b = 0; b < size; b++) first[b] = index.get(active[now.value[b] as number] as string) as number;
+  for (let b = 0; b < size; b++) first[b] = toAll[now.value[b] as number] as number;
   const second = new Int32Array(size).fill(NO_SERVER);
   if (withDraining.length > active.length) {
     const before = maglevPopulate(withDraining, size, path);
     if (!before.ok) return before;
     for (let b = 0; b < size; b++) if (before.value[b] !== first[b]) second[b] = before.value[b] as number;
+  }
+  if (active.length > 1) {
+    // The buckets of each active server, then each server's T(S \ {F}) for its own buckets.
+    const p = permutations(active, size);
+    const start = new Int32Array(active.length + 1);
+    for (let b = 0; b < size; b++) (start[(now.value[b] as number) + 1] as number)++;
+    for (let i = 0; i < active.length; i++) start[i + 1] = (start[i + 1] as number) + (start[i] as number);
+    const next = start.slice(0, active.length);
+    const buckets = new Int32Array(size);
+    for (let b = 0; b < size; b++) {
+      const f = now.value[b] as number;
+      buckets[next[f] as number] = b;
+      next[f] = (next[f] as number) + 1;
+    }
+    const wanted = new Uint8Array(size);
+    const into = new Int32Array(size);
+    for (let f = 0; f < active.length; f++) {
+      const mine = buckets.subarray(start[f] as number, start[f + 1] as number).filter((b) => second[b] === NO_SERVER);
+      if (mine.length === 0) continue;
+      for (const b of mine) wanted[b] = 1;
+      builds++;
+      const without = fill(p.offset, p.skip, size, f, { wanted, count: mine.length, into });
+      for (const b of mine) {
+        second[b] = toAll[without[b] as number] as number;
+        wanted[b] = 0;
+      }
+    }
   }
   return ok({ size, servers: withDraining, first, second });
 }

@@ -41,10 +41,11 @@ test('every server of a DC gets the same maps but its own self address', () => {
   assert.ok(a.cfg.enabled);
   assert.deepEqual(a.services, ['198.51.100.2', '198.51.100.3']);
   assert.deepEqual(a.peers, ['192.0.2.18', '192.0.2.19', '192.0.2.34', '192.0.2.35']);
-  // Two active servers: every bucket has a first owner, none a second choice.
+  // Two active servers: every bucket has a first owner and the other one as second choice (where
+  // the bucket's flows were before its owner was added).
   const firsts = new Set(a.first);
   assert.deepEqual([...firsts].sort(), [0, 1]);
-  assert.ok(a.second.every((x) => x === NO_SERVER));
+  assert.ok(a.second.every((x, i) => x === 1 - (a.first[i] as number)));
 });
 
 test("a draining server owns no bucket and is the second choice of the ones it had", () => {

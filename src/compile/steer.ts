@@ -2,8 +2,8 @@
  * Compiles the config into one server's steering maps (bpf/steer.h): pure, the same config gives
  * the same maps on every server of a DC except `self`.
  *
- * - steer_table: the DC's Maglev table (maglev.ts) over its active servers, with the draining
- *   servers as second choices; each bucket holds the owners' addresses.
+ * - steer_table: the DC's Maglev table (maglev.ts) over its active servers, with second choices
+ *   (the draining server, or the owner without the first); each bucket holds both addresses.
  * - steer_svc: every anycast service address (`anycast.services`), IPv4 and IPv6.
  * - steer_peers: every server of every DC, whose GUE packets this server accepts.
  * - steer_egress / steer_slices: every assigned egress address and who owns it
@@ -19,10 +19,13 @@
  * - a server set to `draining`: its buckets go to other servers with it as second choice; its
  *   connections keep reaching it (first owner finds no socket → second choice), new ones do not.
  *   Set `down` only once its connections are gone (anyedge's metrics: forward_second stops).
- * - a server added as `active`: it takes ~1/N of the buckets at once, and nothing records their
- *   previous owner (the compiler is stateless), so the established flows of those buckets are
- *   reset. Unimog avoids this by keeping the previous table; here, add servers when their
- *   share of connections may be lost, or add them while the others drain.
+ * - a server added as `active` (or back from draining): it takes ~1/N of the buckets at once;
+ *   each bucket's second choice is the owner it would have without its first owner (maglev.ts
+ *   `steeringTable`), which for the new server's buckets is exactly their previous owner. So the
+ *   new server, finding no socket for an established flow, hands it to the old owner, and only
+ *   SYNs (new flows) stay with it. Stateless: every server derives it from the config alone.
+ *   Add servers one config change at a time: with two added at once, a bucket one new server
+ *   took whose owner-without-it is the other new server loses its established flows.
  * - an egress address moved to another DC (`egress/assign/<ip>`): every server's steer_slices
  *   point the address's slices at the new DC's servers at once, so replies of connections
  *   opened from the old DC are forwarded to servers that have no NAT state for them and are
