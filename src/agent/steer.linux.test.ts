@@ -6,11 +6,15 @@
  *
  *   eyeball e ── r (DC router, ECMP 198.51.100.2 via .17 .18 .19) ── br0 ─┬─ s1 up0 192.0.2.17
  *                                                                         ├─ s2 up0 192.0.2.18
- *                                                                         └─ s3 up0 192.0.2.19
+ *                                                                         ├─ s3 up0 192.0.2.19
+ *                                                                         └─ s4 up0 192.0.2.20 (spare)
  *
  * Live connections are opened, then the router's ECMP set changes (s3 leaves it) and then s2 is
  * drained through the config: every existing connection must still echo, and new connections
- * must land on the owners the new Maglev table names (never on the drained server).
+ * must land on the owners the new Maglev table names (never on the drained server). Then s2
+ * comes back and the spare s4 is added to the config as active and to the router's ECMP set:
+ * every established connection must still echo (the new server hands the flows of the buckets
+ * it took to their previous owner), and new ones spread over all four servers.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -36,7 +40,10 @@ const SERVERS = [
   { id: 's1', ip: '192.0.2.17' },
   { id: 's2', ip: '192.0.2.18' },
   { id: 's3', ip: '192.0.2.19' },
+  { id: 's4', ip: '192.0.2.20' },
 ] as const;
+/** Servers in the config and the router's ECMP set until the second test adds the spare s4. */
+const FIRST = 3;
 
 const lab = new NetLab('SE');
 const pins: EdgePins[] = [];
@@ -91,6 +98,10 @@ for line in sys.stdin:
                 print('open', p, n, flush=True)
             except Exception as e:
                 print('open', p, 'ERR', type(e).__name__, flush=True)
+    elif cmd == 'close':
+        for c in conns.values():
+            c.close()
+        conns.clear()
     elif cmd == 'echo':
         for p, c in sorted(conns.items()):
             try:
@@ -108,13 +119,13 @@ for line in sys.stdin:
     print('done', flush=True)
 `;
 
-function configWith(states: Partial<Record<string, ServerState>>) {
+function configWith(states: Partial<Record<string, ServerState>>, servers = FIRST) {
   return mustConfig({
     dcs: {
       dc1: {
         name: 'DC one',
         backbone: ['192.0.2.2/30'],
-        servers: Object.fromEntries(SERVERS.map((s) => [s.id, { uplink: 'up0', addresses: [`${s.ip}/28`], state: states[s.id] ?? 'active' }])),
+        servers: Object.fromEntries(SERVERS.slice(0, servers).map((s) => [s.id, { uplink: 'up0', addresses: [`${s.ip}/28`], state: states[s.id] ?? 'active' }])),
       },
     },
     anycast: { ranges: ['198.51.100.0/28'], services: [SERVICE] },
@@ -122,9 +133,9 @@ function configWith(states: Partial<Record<string, ServerState>>) {
 }
 
 /** What every server's agent step would do: plan the steering maps and apply them. */
-async function applySteering(states: Partial<Record<string, ServerState>>): Promise<void> {
-  const cfg = configWith(states);
-  for (const [i, s] of SERVERS.entries()) {
+async function applySteering(states: Partial<Record<string, ServerState>>, servers = FIRST): Promise<void> {
+  const cfg = configWith(states, servers);
+  for (const [i, s] of SERVERS.slice(0, servers).entries()) {
     const d = compileSteer(cfg, { dc: 'dc1', server: s.id });
     if (!d.ok) throw new Error(`${d.error.path}: ${d.error.message}`);
     const maps = (steerMaps[i] ??= linuxSteerMaps(pins[i]!));
@@ -138,8 +149,8 @@ async function applySteering(states: Partial<Record<string, ServerState>>): Prom
 }
 
 /** The server the Maglev table of `states` gives a new flow from the eyeball's port. */
-function ownerOf(sport: number, states: Partial<Record<string, ServerState>>): string {
-  const d = compileSteer(configWith(states), { dc: 'dc1', server: 's1' });
+function ownerOf(sport: number, states: Partial<Record<string, ServerState>>, servers = FIRST): string {
+  const d = compileSteer(configWith(states, servers), { dc: 'dc1', server: 's1' });
   assert.ok(d.ok);
   const b = flowBucket({ src: EYEBALL, dst: SERVICE, proto: 6, sport, dport: PORT });
   return (d.value.owners[d.value.first[b] as number]?.id ?? '?').split('/')[1] as string;
@@ -165,6 +176,11 @@ async function counters(i: number): Promise<Record<SteerCounterName, bigint>> {
   const c = await linuxSteerMaps(pins[i]!).counters();
   assert.ok(c.ok, c.ok ? '' : c.error.message);
   return c.value;
+}
+
+/** The DC router's L4-hashed multipath route for the service over the first `servers` servers. */
+async function ecmp(servers: number): Promise<void> {
+  await lab.ip('r', 'route', 'replace', `${SERVICE}/32`, ...SERVERS.slice(0, servers).flatMap((s) => ['nexthop', 'via', s.ip, 'dev', 'br0']));
 }
 
 before(async () => {
@@ -193,7 +209,7 @@ before(async () => {
     if (!p.ok) throw new Error(`${p.error.op}: ${p.error.message}`);
     pins.push(p.value);
   }
-  await lab.ip('r', 'route', 'add', `${SERVICE}/32`, ...SERVERS.flatMap((s) => ['nexthop', 'via', s.ip, 'dev', 'br0']));
+  await ecmp(FIRST);
   // Servers know each other's MACs, as servers on one LAN that talk do.
   for (const a of SERVERS) for (const b of SERVERS) if (a !== b) await lab.exec(a.id, 'ping', ['-c', '1', '-W', '2', b.ip]);
   await applySteering({});
@@ -263,4 +279,47 @@ test('connections land on their Maglev owner, survive an ECMP change and a drain
   const echo3 = parse(await ask('echo'));
   assert.equal(echo3.size, 48);
   assert.deepEqual([...echo3.entries()].filter(([, v]) => v !== 'ok'), []);
+});
+
+test('a server added as active takes new flows and hands the established flows of its buckets to their previous owner', async (t) => {
+  if (!ready(t)) return;
+  const sum = (cs: Record<SteerCounterName, bigint>[], k: SteerCounterName) => cs.reduce((a, c) => a + c[k], 0n);
+  const bad = (m: Map<number, string>) => [...m.entries()].filter(([, v]) => v !== 'ok');
+  // 1. s2 back from draining (an add too: its buckets' flows opened meanwhile live elsewhere) and
+  //    the router's full set again: the previous test's connections all still echo.
+  await applySteering({});
+  await ecmp(FIRST);
+  assert.deepEqual(bad(parse(await ask('echo'))), [], 'every live connection still echoes after s2 is active again');
+
+  // 2. Fresh connections on three servers.
+  await ask('close');
+  const live = parse(await ask('open 43000 43032'));
+  assert.equal(live.size, 32);
+  for (const [p, who] of live) assert.equal(who, ownerOf(p, {}), `port ${p}: landed on ${who}`);
+  const taken = [...live.keys()].filter((p) => ownerOf(p, {}, FIRST + 1) === 's4');
+  assert.ok(taken.length > 0, 'the test needs live flows in buckets the new server takes');
+  assert.ok(taken.length < live.size, 'and live flows in buckets it does not take');
+
+  // 3. s4 joins: first the config (every server's maps, s4's own included), then the router.
+  const c0 = await Promise.all(SERVERS.map((_, i) => counters(i)));
+  await applySteering({}, FIRST + 1);
+  await ecmp(FIRST + 1);
+  const echo = parse(await ask('echo'));
+  assert.equal(echo.size, 32);
+  assert.deepEqual(bad(echo), [], `every established connection still echoes after s4 is added (${taken.length} of them in buckets s4 took)`);
+  const c1 = await Promise.all(SERVERS.map((_, i) => counters(i)));
+  assert.ok(sum(c1, 'forward_second') - sum(c0, 'forward_second') >= BigInt(taken.length), 'the flows of the buckets s4 took went on to their previous owner as second choice');
+  assert.ok(c1[3]!.forward_second - c0[3]!.forward_second > 0n, 's4 itself handed flows it has no socket for to their previous owner');
+
+  // 4. New connections follow the four-server table, s4 included; everything still echoes.
+  const fresh = parse(await ask('open 44000 44032'));
+  assert.equal(fresh.size, 32);
+  for (const [p, who] of fresh) {
+    assert.notEqual(who, 'ERR', `port ${p}: new connection failed`);
+    assert.equal(who, ownerOf(p, {}, FIRST + 1), `port ${p}: a new connection landed on ${who}`);
+  }
+  assert.deepEqual([...new Set(fresh.values())].sort(), ['s1', 's2', 's3', 's4'], 'new flows spread over every server, the new one included');
+  const all = parse(await ask('echo'));
+  assert.equal(all.size, 64);
+  assert.deepEqual(bad(all), []);
 });
