@@ -36,6 +36,7 @@ import type { ConfigStore, JsonValue, StoreError, Watch, WatchBatch } from '../s
 import { apply, nftOnlySteps, plan, type ReconcileEnv } from './reconcile.ts';
 import { rememberSteer, steerInput, steerUnchanged } from './steer.ts';
 import { dosPass } from './dos-daemon.ts';
+import { formatDosErrors } from './dos-reconcile.ts';
 import { HealthMonitor, type Prober, type TunnelState } from './health.ts';
 import { probeTargets } from './targets.ts';
 import { isConfigKey, Replica, type ReplicaError } from './replica.ts';
@@ -590,6 +591,12 @@ export class Agent {
       const seconds = (performance.now() - t0) / 1000;
       this.#retryBackoff.reset();
       this.#lastError = undefined;
+      if (dos.value.refused.length > 0) {
+        // Applied without them: said in the status and the log until the rules are fixed or deleted.
+        const message = `DoS rules refused, every other rule is enforced: ${formatDosErrors(dos.value.refused)}`;
+        this.#lastError = { at: this.#clock.now(), message };
+        this.#emit({ level: 'error', event: 'error', stage: 'compile', revision, message });
+      }
       this.#appliedAt = this.#clock.now();
       if (this.#generation === generation) {
         // Nothing arrived meanwhile but status: the kernel matches the newest revision.

@@ -1,7 +1,7 @@
 /**
  * The DoS step inside the agent daemon: rules from the store reach the DoS maps, a rule stops
- * being enforced when it expires (a timer, no config change), and rules that do not compile are
- * reported as a compile failure that keeps the kernel as it was.
+ * being enforced when it expires (a timer, no config change), and a rule that does not compile is
+ * refused on its own and reported, while every other rule is still applied.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -65,24 +65,28 @@ test('an expiring rule is enforced, then removed at its expiry by the timer alon
   assert.ok(r.log.of('applied').some((e) => e.trigger === 'expiry' && e.steps > 0), r.log.text());
 });
 
-test('a DoS rule added in the store reaches the maps; one that does not compile is a compile failure', async () => {
+test('a DoS rule added in the store reaches the maps; one that does not compile is refused alone, the rest still applied', async () => {
   const r = await started({ keep: { match: { protocol: 'gre' }, action: 'drop' } });
   await waitFor('the first rule in the maps', () => /ip proto 47 /.test(r.dos.dump()));
   await mustPut(r.writer, '/dos/rules/web', { match: { protocol: 'tcp', dport: [80] }, action: 'drop' });
   await waitFor('the new rule in the maps', () => /dport 80\/16: 1/.test(r.dos.dump()));
   const before = r.dos.dump();
   await mustPut(r.writer, '/dos/rules/bad', { match: { dst: ['198.51.100.0/24'] }, action: 'drop', scope: { tenant: 'acme' } });
-  await waitFor('a compile error', () => r.log.of('error').some((e) => e.stage === 'compile'));
+  await waitFor('the refusal reported', () => r.log.of('error').some((e) => e.stage === 'compile'));
   const e = r.log.of('error').find((x) => x.stage === 'compile')!;
-  assert.match(e.message, /\/dos\/rules\/bad\/match\/dst: .*acme.*the kernel keeps the last applied config/);
-  assert.equal(r.dos.dump(), before);
+  assert.match(e.message, /DoS rules refused, every other rule is enforced: \/dos\/rules\/bad\/match\/dst: .*acme/);
+  assert.equal(r.dos.dump(), before, 'the bad rule is not in the maps, the others stay');
+  assert.match(r.agent.snapshot().lastError?.message ?? '', /\/dos\/rules\/bad/, 'the status says which rule is refused');
+  // A bad rule blocks nothing else: a later good rule is still enforced.
+  await mustPut(r.writer, '/dos/rules/dns', { match: { protocol: 'udp', dport: [53] }, action: 'drop' });
+  await waitFor('a later good rule in the maps', () => /dport 53\/16: /.test(r.dos.dump()));
 });
 
 test('dosPass: no DoS maps, no DoS step; the expiry delay is capped to what a timer can wait', async () => {
   const server = await fakeServer();
   const none = dosPass(server.env, configWithRules({}), 'ams', 0);
   assert.ok(none.ok);
-  assert.deepEqual(none.value, { more: {}, key: null });
+  assert.deepEqual(none.value, { more: {}, key: null, refused: [] });
   const far = dosPass({ ...server.env, dos: fakeDosMaps() }, configWithRules({ r: { match: { protocol: 'gre' }, action: 'drop', expires: '2099-01-01T00:00:00Z' } }), 'ams', Date.parse('2030-01-01T00:00:00Z'));
   assert.ok(far.ok);
   assert.equal(far.value.expiryInMs, 2 ** 31 - 1);
