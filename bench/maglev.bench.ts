@@ -2,7 +2,9 @@
  * Maglev (src/compile/maglev.ts): table build time for a DC of 10 to 1,000 servers (size
  * 65,537), the balance it reaches (largest and smallest share of buckets against 1/N) and the
  * disruption when one server is added or removed (fraction of buckets that change owner; the
- * ideal is 1/(N+1) and 1/N), and the whole steering compile (two tables when a server drains).
+ * ideal is 1/(N+1) and 1/N); then the whole steering table (first owners plus second choices:
+ * one fill per active server for T(S \ {F})), cold (a new server set) and memoized (the same set
+ * again, an agent's pass with no server change), with one server draining too.
  *
  *   node --import tsx bench/maglev.bench.ts
  */
@@ -35,5 +37,17 @@ for (const n of [10, 100, 300, 1000]) {
     `| ${n} | ${built.ms.toFixed(1)} | ${Math.min(...counts)}–${Math.max(...counts)} vs ${ideal.toFixed(1)} | ${(add * 100).toFixed(2)} % | ${(100 / (n + 1)).toFixed(2)} % | ${(remove * 100).toFixed(2)} % | ${(100 / n).toFixed(2)} % |`,
   );
 }
-const drain = time(() => steeringTable(ids(1000).map((id, i) => ({ id, state: i === 0 ? 'draining' : 'active' }))), 3);
-console.log(`\nsteering table of 1,000 servers with one draining (two Maglev builds + second choices): ${drain.ms.toFixed(1)} ms`);
+
+console.log(`\n| servers | steering table, cold (ms) | with one draining, cold (ms) | memoized (ms) |`);
+console.log(`|---:|---:|---:|---:|`);
+for (const n of [10, 100, 1000]) {
+  // A fresh suffix every run: a set the memo has not seen, so every run builds.
+  let run = 0;
+  const cold = time(() => steeringTable(active([...ids(n - 1), `new${run++}`])), n >= 1000 ? 2 : 5);
+  const drain = time(() => steeringTable([...ids(n - 1), `new${run++}`].map((id, i) => ({ id, state: i === 0 ? 'draining' : 'active' }))), n >= 1000 ? 2 : 5);
+  const same = active(ids(n));
+  steeringTable(same);
+  const memo = time(() => steeringTable(same), 20);
+  if (!cold.value.ok || !drain.value.ok || !memo.value.ok) throw new Error('table failed');
+  console.log(`| ${n} | ${cold.ms.toFixed(0)} | ${drain.ms.toFixed(0)} | ${memo.ms.toFixed(2)} |`);
+}
