@@ -6,8 +6,8 @@
  *    owner gets the packet. The table is the same on every server of the DC, so however the DC
  *    router's ECMP hash spreads flows, each flow ends on one server. Daisy chain: on the first
  *    owner, a TCP segment without SYN for which no local socket exists goes once more, to the
- *    bucket's second choice (the owner before a server was drained), so established flows
- *    survive table changes. SYNs always stay with the first owner: new flows go to the new table.
+ *    bucket's second choice (the owner before a server was drained or added: maglev.ts
+ *    `steeringTable`), so established flows survive table changes. SYNs always stay with the first owner: new flows go to the new table.
  *  - soft-unicast egress addresses (steer_egress): a reply to an egress address goes to the
  *    server owning the address's port slice (IPv4) or the whole address (IPv6), in this DC or
  *    another, wherever the FIB routes the owner's address.
@@ -68,7 +68,7 @@ struct steer_cfg {
 /* One bucket of the Maglev table: owner addresses, network order; 0 = none. */
 struct steer_bucket {
 	__be32 first;       /* the active server that owns the bucket */
-	__be32 second;      /* where a non-SYN without a local socket goes: the previous owner, or 0 */
+	__be32 second;      /* where a non-SYN without a local socket goes: the owner before a drain, else the owner without `first`, or 0 */
 };
 
 /* An address as a map key: IPv6, or IPv4 as ::ffff:a.b.c.d. */
