@@ -218,6 +218,7 @@ export async function plan(env: ReconcileEnv, d: DesiredServer, more: { readonly
           async () => kr(v.path, await k.links.setUp(a.ns, a.name, true)),
           async () => kr(v.path, await k.links.setUp(b.ns, b.name, true)),
           ...v.noarp.map((e) => async () => kr(v.path, await attach.setNoarp(v.spec[e].ns, v.spec[e].name, true))),
+          ...(v.txCsumOff ?? []).map((e) => async () => kr(v.path, await attach.setTxChecksum(v.spec[e].ns, v.spec[e].name, false))),
         ),
       );
       continue;
@@ -232,6 +233,12 @@ export async function plan(env: ReconcileEnv, d: DesiredServer, more: { readonly
       const n = kr(v.path, await attach.noarp(e.ns, e.name));
       if (!n.ok) return n;
       if (!n.value) step(adds, 'update', v.path, `link set ${e.name} arp off`, async () => kr(v.path, await attach.setNoarp(e.ns, e.name, true)));
+    }
+    for (const which of v.txCsumOff ?? []) {
+      const e = v.spec[which];
+      const c = kr(v.path, await attach.txChecksum(e.ns, e.name));
+      if (!c.ok) return c;
+      if (c.value) step(adds, 'update', v.path, `ethtool -K ${e.name} tx off`, async () => kr(v.path, await attach.setTxChecksum(e.ns, e.name, false)));
     }
   }
   const isFresh = (ns: NsRef, link: string) => (ns !== null && freshNs.has(ns)) || fresh.has(lk(ns, link));

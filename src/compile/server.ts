@@ -105,6 +105,11 @@ export interface DesiredVeth extends Pathed {
   readonly spec: VethSpec;
   /** Ends that must have ARP off (tunnel devices: nothing answers ARP there). */
   readonly noarp: readonly ('a' | 'b')[];
+  /**
+   * Ends that must have TX checksum offload off: the tunnel device, so TCP made in the tenant
+   * namespace (synproxy) leaves GRE with its checksum finished (kernel/txcsum.ts says why).
+   */
+  readonly txCsumOff?: readonly ('a' | 'b')[];
 }
 /** An address on one of our links. */
 export interface DesiredAddr extends Pathed {
@@ -409,6 +414,7 @@ export function compileServer(config: Config, where: { dc: string; server: strin
         path: np,
         spec: { a: { ns, name: dev, ifindex: devIndex, mac: macOf(devMac), mtu: tun.mtu }, b: { ns: serverNs, name: outer, ifindex: outerIndex, mac: macOf(outerMac) }, owner: tid },
         noarp: ['a', 'b'],
+        txCsumOff: ['a'],
       });
       const innerV6 = tun.inner.some((a) => familyOf(a.split('/')[0] as string) === 6);
       if (!innerV6 && !v6) out.sysctls.push({ path: np, ns, key: `net.ipv6.conf.${dev}.disable_ipv6`, value: '1' });

@@ -18,6 +18,7 @@ import type { NsRef } from './netns.ts';
 import type { Kernel } from './index.ts';
 import { checkLinkName, firstInvalid } from './validate.ts';
 import type { EdgePins } from './bpf/loader.ts';
+import { parseTxChecksum } from './txcsum.ts';
 
 /** The edge programs by role (EdgePins.progs). */
 export type EdgeProgName = 'xdpEdge' | 'xdpPass' | 'tcGreEncap';
@@ -38,6 +39,10 @@ export interface AttachApi {
   noarp(ns: NsRef, dev: string): Promise<Result<boolean, KernelError>>;
   /** Turns ARP off (true) or on. */
   setNoarp(ns: NsRef, dev: string, on: boolean): Promise<Result<void, KernelError>>;
+  /** Whether TX checksum offload is on (see txcsum.ts for why tunnel devices turn it off). */
+  txChecksum(ns: NsRef, dev: string): Promise<Result<boolean, KernelError>>;
+  /** Turns TX checksum offload on or off (`ethtool -K DEV tx on|off`). */
+  setTxChecksum(ns: NsRef, dev: string, on: boolean): Promise<Result<void, KernelError>>;
 }
 
 const path = (ns: NsRef, dev: string) => `${nsLabel(ns)}/link/${dev}`;
@@ -130,6 +135,23 @@ export function linuxAttach(pins: Pick<EdgePins, 'progs'>): AttachApi {
       if (bad) return err(bad);
       return exec(op, ns, dev, 'ip', ['link', 'set', 'dev', dev, 'arp', on ? 'off' : 'on']);
     },
+    async txChecksum(ns, dev) {
+      const op = `ethtool -k ${dev}`;
+      const bad = check(op, ns, dev);
+      if (bad) return err(bad);
+      const [c, a] = netnsArgv(ns, 'ethtool', ['-k', dev]);
+      const r = await run(c, a);
+      if (!r.ok) return err(fromExec(op, ns, r.error, { path: path(ns, dev) }));
+      const on = parseTxChecksum(r.value.stdout);
+      if (on === null) return err(kernelError('failed', op, ns, `ethtool -k ${dev} printed no tx-checksumming line`, { path: path(ns, dev), remedy: 'check the installed ethtool' }));
+      return ok(on);
+    },
+    async setTxChecksum(ns, dev, on) {
+      const op = `ethtool -K ${dev} tx ${on ? 'on' : 'off'}`;
+      const bad = check(op, ns, dev);
+      if (bad) return err(bad);
+      return exec(op, ns, dev, 'ethtool', ['-K', dev, 'tx', on ? 'on' : 'off']);
+    },
   };
   return api;
 }
@@ -141,18 +163,20 @@ export const FAKE_PROG_IDS: Record<EdgeProgName, number> = { xdpEdge: 101, xdpPa
 export function fakeAttach(kernel: Pick<Kernel, 'links'>): AttachApi & { dump(): string; sweep(): Promise<void>; foreign(ns: NsRef, dev: string, hook: Hook, id: number): void } {
   const progs = new Map<string, { ns: NsRef; dev: string; hook: Hook; id: number; ifindex: number }>();
   const noarps = new Map<string, { ns: NsRef; dev: string; ifindex: number }>();
+  // Links with TX checksum offload off (a new veth has it on, as on Linux); not in dump().
+  const txOffs = new Map<string, { ns: NsRef; dev: string; ifindex: number }>();
   const key = (ns: NsRef, dev: string, what: string) => `${nsLabel(ns)}|${dev}|${what}`;
   /** The link's ifindex, forgetting state of links that went away. */
   const live = async (op: string, ns: NsRef, dev: string): Promise<Result<number, KernelError>> => {
     const l = await kernel.links.get(ns, dev);
     if (!l.ok && l.error.code !== 'not_found') return l;
     if (!l.ok || l.value === null) {
-      for (const m of [progs, noarps]) for (const [k, v] of m) if (v.ns === ns && v.dev === dev) m.delete(k);
+      for (const m of [progs, noarps, txOffs]) for (const [k, v] of m) if (v.ns === ns && v.dev === dev) m.delete(k);
       return err(kernelError('not_found', op, ns, `no link ${dev}`, { path: path(ns, dev) }));
     }
     const index = l.value.ifindex;
     // A link made again under the same name starts bare (-1: placed by `foreign`, kept).
-    for (const m of [progs, noarps]) for (const [k, v] of m) if (v.ns === ns && v.dev === dev && v.ifindex !== -1 && v.ifindex !== index) m.delete(k);
+    for (const m of [progs, noarps, txOffs]) for (const [k, v] of m) if (v.ns === ns && v.dev === dev && v.ifindex !== -1 && v.ifindex !== index) m.delete(k);
     return ok(index);
   };
   return {
@@ -186,9 +210,21 @@ export function fakeAttach(kernel: Pick<Kernel, 'links'>): AttachApi & { dump():
       else noarps.delete(key(ns, dev, 'noarp'));
       return ok(undefined);
     },
+    async txChecksum(ns, dev) {
+      const i = await live(`ethtool -k ${dev}`, ns, dev);
+      if (!i.ok) return i;
+      return ok(!txOffs.has(key(ns, dev, 'txoff')));
+    },
+    async setTxChecksum(ns, dev, on) {
+      const i = await live(`ethtool -K ${dev} tx`, ns, dev);
+      if (!i.ok) return i;
+      if (on) txOffs.delete(key(ns, dev, 'txoff'));
+      else txOffs.set(key(ns, dev, 'txoff'), { ns, dev, ifindex: i.value });
+      return ok(undefined);
+    },
     /** Forgets the state of links that are gone (as the kernel frees it with the link); call before dump. */
     async sweep() {
-      for (const m of [progs, noarps]) for (const v of [...m.values()]) if (v.ifindex !== -1) await live('sweep', v.ns, v.dev);
+      for (const m of [progs, noarps, txOffs]) for (const v of [...m.values()]) if (v.ifindex !== -1) await live('sweep', v.ns, v.dev);
     },
     foreign(ns, dev, hook, id) {
       progs.set(key(ns, dev, hook), { ns, dev, hook, id, ifindex: -1 });
