@@ -40,7 +40,7 @@ test('lab up --dry-run prints the plan and builds nothing', async () => {
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /^lab aelk7: 2 data center\(s\) × 3 server\(s\), 2 cities/);
   assert.match(r.out, /netns aelk7-chi-s3 server/);
-  assert.match(r.out, /city nyc AS 64602 eyeball \S+: prefers chi > ams/);
+  assert.match(r.out, /city nyc AS 64602 eyeball \S+ \(US\): prefers chi > ams/);
 });
 
 test('status and exec of a lab that is not up fail with what to do', async () => {
