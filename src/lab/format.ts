@@ -5,7 +5,7 @@
 import type { LabLinkEnd, LabPlan } from './topology.ts';
 
 function end(e: LabLinkEnd): string {
-  const extra = [...e.addrs, ...(e.master ? [`master ${e.master}`] : []), ...(e.txOff ? ['tx-checksum off'] : [])];
+  const extra = [...e.addrs, ...(e.master ? [`master ${e.master}`] : []), ...(e.txOff ? ['tx-checksum off'] : []), ...(e.mtu ? [`mtu ${e.mtu}`] : []), ...(e.xdpPass ? ['xdp_pass'] : [])];
   return `${e.node}:${e.dev}${extra.length ? ` (${extra.join(', ')})` : ''}`;
 }
 
@@ -18,7 +18,10 @@ export function formatPlan(p: LabPlan): string {
   for (const n of p.nodes) out.push(`netns ${n.ns} ${n.role}`);
   out.push('');
   out.push('# bridges');
-  for (const b of p.bridges) out.push(`bridge ${b.node}:${b.dev}${b.addrs.length ? ` (${b.addrs.join(', ')})` : ''}`);
+  for (const b of p.bridges) {
+    const extra = [...b.addrs, ...(b.mtu ? [`mtu ${b.mtu}`] : [])];
+    out.push(`bridge ${b.node}:${b.dev}${extra.length ? ` (${extra.join(', ')})` : ''}`);
+  }
   out.push('');
   out.push('# veth pairs');
   for (const l of p.links) out.push(`veth ${end(l.a)} -- ${end(l.b)}`);

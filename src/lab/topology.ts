@@ -48,6 +48,16 @@ export const INTERNET_HTTP_PORT = 80;
 /** The Internet host's TCP echo service (for long-lived connections). */
 export const INTERNET_ECHO_PORT = 7;
 
+/** GUE encapsulation of a steered packet (bpf/steer.h STEER_ENCAP_LEN). */
+export const STEER_ENCAP_BYTES = 36;
+/**
+ * MTU of the data centers' own links (server LANs and backbone): the Internet's 1500 plus the
+ * steering encapsulation, so a full-size packet from an eyeball or the Internet still fits once a
+ * server forwards it to its owner. Operators raise the MTU inside their network (the Internet's
+ * they cannot lower). Not jumbo: a veth running XDP takes at most about one page per frame.
+ */
+export const FABRIC_MTU = 1500 + STEER_ENCAP_BYTES;
+
 /** Proxy k of a server serves its metrics on 127.0.0.1:(this + k), in the server's namespace. */
 export const PROXY_METRICS_PORT_BASE = 9475;
 
@@ -68,6 +78,8 @@ export interface LabBridge {
   readonly node: string;
   readonly dev: string;
   readonly addrs: readonly string[];
+  /** Set explicitly (a bridge otherwise follows its smallest port). */
+  readonly mtu?: number;
 }
 
 /** One end of a veth pair. */
@@ -79,6 +91,13 @@ export interface LabLinkEnd {
   readonly master?: string;
   /** Turn TX checksum offload off: packets made here cross XDP, which cannot finish a partial checksum. */
   readonly txOff?: boolean;
+  readonly mtu?: number;
+  /**
+   * Attach xdp_pass here: this end's peer sends frames by XDP_TX / bpf_redirect (a server's
+   * uplink steering a packet to its owner), and a veth delivers those only to a peer that runs an
+   * XDP program itself (without one they are dropped, counted nowhere).
+   */
+  readonly xdpPass?: boolean;
 }
 
 /** A veth pair. */
@@ -270,15 +289,15 @@ export function planLab(id: string, size: LabSize, doc: LabDocOptions = {}): Res
   node('ix', 'exchange');
   bridges.push({ node: 'ix', dev: 'br0', addrs: [] });
   node('bb', 'backbone');
-  bridges.push({ node: 'bb', dev: 'br0', addrs: [] });
+  bridges.push({ node: 'bb', dev: 'br0', addrs: [], mtu: FABRIC_MTU });
 
   dcIds.forEach((dc, d) => {
     const lan = net(`dcs/${dc}/lan`);
     const ixIp = hostIp(ix, 1 + d);
     node(dc, 'dc-router');
     links.push({ a: { node: dc, dev: 'ix0', addrs: [hostAddr(ix, 1 + d)] }, b: { node: 'ix', dev: dc, addrs: [], master: 'br0' } });
-    links.push({ a: { node: dc, dev: 'bb0', addrs: [hostAddr(bb, 1 + d)] }, b: { node: 'bb', dev: dc, addrs: [], master: 'br0' } });
-    bridges.push({ node: dc, dev: 'lan0', addrs: [hostAddr(lan, 1)] });
+    links.push({ a: { node: dc, dev: 'bb0', addrs: [hostAddr(bb, 1 + d)], mtu: FABRIC_MTU }, b: { node: 'bb', dev: dc, addrs: [], master: 'br0', mtu: FABRIC_MTU } });
+    bridges.push({ node: dc, dev: 'lan0', addrs: [hostAddr(lan, 1)], mtu: FABRIC_MTU });
     // L4 hash: the flows of one eyeball spread over the servers, each flow stays on one.
     sysctls.push({ node: dc, key: 'net.ipv4.fib_multipath_hash_policy', value: '1' });
     // A server that stops answering ARP leaves the multipath route's choices (the others keep theirs).
@@ -290,9 +309,16 @@ export function planLab(id: string, size: LabSize, doc: LabDocOptions = {}): Res
       const name = `${dc}-${sid}`;
       node(name, 'server');
       const address = hostAddr(lan, 2 + s);
-      links.push({ a: { node: name, dev: 'eth0', addrs: [address] }, b: { node: dc, dev: sid, addrs: [], master: 'lan0' } });
+      // The server's XDP steering sends forwarded packets back out of eth0 by XDP_TX: the bridge
+      // port at the other end runs xdp_pass to take them.
+      links.push({ a: { node: name, dev: 'eth0', addrs: [address], mtu: FABRIC_MTU }, b: { node: dc, dev: sid, addrs: [], master: 'lan0', mtu: FABRIC_MTU, xdpPass: true } });
       routes.push({ node: name, dst: 'default', via: hostIp(lan, 1) });
       sysctls.push({ node: name, key: 'net.ipv4.conf.all.send_redirects', value: '0' });
+      // The XDP steering hands a forwarded packet whose next hop is not resolved yet to the kernel,
+      // already encapsulated with this server's own address as source: without accept_local the
+      // kernel drops it as a martian, so no neighbour entry is ever made and every forward to
+      // that server is lost (bpf/steer.h STEER_VIA_STACK).
+      sysctls.push({ node: name, key: 'net.ipv4.conf.all.accept_local', value: '1' });
       servers.push({ id: sid, node: name, address });
       agents.push({ dc, server: sid, node: name, ns: nodeNs(prefix, name), prefix: agentPrefix(prefix, d * size.servers + s), bpf: nodeNs(prefix, name) });
       // Every server runs every service: the anycast service addresses are its own (on lo, which

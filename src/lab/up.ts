@@ -13,8 +13,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { err, ok, type Result } from '../lib/result.ts';
 import type { ExecError } from '../kernel/exec.ts';
-import { addAddr, addBridge, addNetns, addRoute, addVeth, listNetns, loUp, setMaster, setSysctls, txChecksumOff } from '../kernel/labnet.ts';
-import { BPFFS } from '../kernel/bpf/loader.ts';
+import { addAddr, addBridge, addNetns, addRoute, addVeth, attachXdpPinned, listNetns, loUp, setLink, setMaster, setSysctls, txChecksumOff } from '../kernel/labnet.ts';
+import { BPFFS, loadEdge } from '../kernel/bpf/loader.ts';
 import { missingObjects } from '../kernel/bpf/objects.ts';
 import { parseConfig } from '../model/config.ts';
 import { formatIssue } from '../model/issue.ts';
@@ -170,6 +170,10 @@ async function build(plan: LabPlan, o: UpOptions, dir: string, log: (line: strin
   e = await pool(plan.bridges, 4, async (b) => {
     const first = step(`${b.node}:${b.dev}`, 'bridge add', await addBridge(ns(b.node), b.dev));
     if (first) return first;
+    if (b.mtu !== undefined) {
+      const x = step(`${b.node}:${b.dev}`, `mtu ${b.mtu}`, await setLink(ns(b.node), b.dev, { mtu: b.mtu }));
+      if (x) return x;
+    }
     for (const a of b.addrs) {
       const x = step(`${b.node}:${b.dev}`, `addr add ${a}`, await addAddr(ns(b.node), b.dev, a));
       if (x) return x;
@@ -182,6 +186,10 @@ async function build(plan: LabPlan, o: UpOptions, dir: string, log: (line: strin
     const first = step(path, 'veth add', await addVeth(ns(l.a.node), l.a.dev, ns(l.b.node), l.b.dev));
     if (first) return first;
     for (const end of [l.a, l.b]) {
+      if (end.mtu !== undefined) {
+        const x = step(path, `mtu ${end.mtu}`, await setLink(ns(end.node), end.dev, { mtu: end.mtu }));
+        if (x) return x;
+      }
       if (end.master) {
         const x = step(path, `master ${end.master}`, await setMaster(ns(end.node), end.dev, end.master));
         if (x) return x;
@@ -200,6 +208,18 @@ async function build(plan: LabPlan, o: UpOptions, dir: string, log: (line: strin
   if (e) return err(e);
   e = await pool(plan.localAddrs, 4, async (l) => step(`${l.node}:lo`, `addr add ${l.addr}`, await addAddr(ns(l.node), 'lo', l.addr)));
   if (e) return err(e);
+  // xdp_pass on the ends that take XDP_TX frames (the bridge ports of the servers' uplinks), from
+  // one copy of the edge programs for the whole lab; it goes with the veths at lab down.
+  const passEnds = plan.links.flatMap((l) => [l.a, l.b]).filter((x) => x.xdpPass);
+  if (passEnds.length) {
+    const pinName = fabricPins(prefix);
+    state.pins.push(`${BPFFS}/${pinName}`);
+    writeState(state);
+    const pins = await loadEdge(pinName);
+    if (!pins.ok) return err({ code: 'failed', path: 'fabric/xdp_pass', message: `load the edge programs: ${pins.error.message}`, cause: pins.error });
+    e = await pool(passEnds, 4, async (x) => step(`${x.node}:${x.dev}`, 'attach xdp_pass', await attachXdpPinned(ns(x.node), x.dev, pins.value.progs.xdpPass)));
+    if (e) return err(e);
+  }
   phase('links');
 
   // 3. The customers' tunnel ends (their pins are recorded before loading, so a failure half-way
@@ -356,6 +376,11 @@ async function build(plan: LabPlan, o: UpOptions, dir: string, log: (line: strin
   }
   phase('proxies listening');
   return ok({ state, phases });
+}
+
+/** The pin directory of the lab's own copy of the edge programs, for xdp_pass on the fabric. */
+export function fabricPins(prefix: string): string {
+  return `${prefix}-fabric`;
 }
 
 /** The lab's geofeed (geofeed.ts), which the proxies read. */
