@@ -12,7 +12,7 @@ import { checkGolden } from '../testkit/golden.ts';
 import { parseConfig } from '../model/config.ts';
 import { formatIssue } from '../model/issue.ts';
 import { parseCidr, cidrContains, mustCidr } from '../model/net.ts';
-import { planLab, type LabPlan } from './topology.ts';
+import { FABRIC_MTU, planLab, STEER_ENCAP_BYTES, type LabPlan } from './topology.ts';
 import { formatBird, formatPlan } from './format.ts';
 import { checkLabId } from './names.ts';
 
@@ -33,6 +33,25 @@ test('2 DCs × 2 servers: the plan, the BIRD configs and the config document mat
 
 test('4 DCs × 8 servers with 4 cities fits 192.0.2.0/24 (golden plan)', () => {
   checkGolden(golden('lab-4x8.golden.txt'), formatPlan(must('t2', 4, 8, 4)));
+});
+
+test('the steering path: every server uplink\'s bridge end runs xdp_pass, and every link and bridge a forwarded packet crosses carries 1500 bytes plus GUE; the eyeballs and the exchange stay at 1500', () => {
+  const p = must('t3', 3, 3, 3);
+  assert.equal(FABRIC_MTU, 1500 + STEER_ENCAP_BYTES);
+  const servers = new Set(p.nodes.filter((n) => n.role === 'server').map((n) => n.name));
+  const uplinks = p.links.filter((l) => servers.has(l.a.node));
+  assert.equal(uplinks.length, 9);
+  for (const l of uplinks) {
+    assert.deepEqual([l.a.dev, l.a.mtu, l.a.xdpPass], ['eth0', FABRIC_MTU, undefined], `${l.a.node}:${l.a.dev}`);
+    assert.deepEqual([l.b.master, l.b.mtu, l.b.xdpPass], ['lan0', FABRIC_MTU, true], `${l.b.node}:${l.b.dev}`);
+  }
+  // Only those ends: nothing else in the lab sends by XDP_TX into a veth.
+  assert.equal(p.links.flatMap((l) => [l.a, l.b]).filter((e) => e.xdpPass).length, 9);
+  for (const l of p.links.filter((x) => x.a.dev === 'bb0')) assert.deepEqual([l.a.mtu, l.b.mtu], [FABRIC_MTU, FABRIC_MTU], l.a.node);
+  for (const b of p.bridges) assert.equal(b.mtu, b.node === 'ix' ? undefined : FABRIC_MTU, `${b.node}:${b.dev}`);
+  for (const l of p.links.filter((x) => x.a.dev === 'ix0' || (x.b.dev === 'eth0' && !servers.has(x.a.node) && !servers.has(x.b.node))))
+    assert.deepEqual([l.a.mtu, l.b.mtu], [undefined, undefined], `${l.a.node}:${l.a.dev}`);
+  for (const s of servers) assert.ok(p.sysctls.some((x) => x.node === s && x.key === 'net.ipv4.conf.all.accept_local' && x.value === '1'), `${s}: accept_local`);
 });
 
 const DOC_RANGES = ['192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/24'].map(mustCidr);
