@@ -32,10 +32,11 @@ export interface AttackFlags {
 
 /**
  * How a SYN flood is mitigated unless --syn-mitigation says otherwise: the per-source SYN rate
- * limit. With the tenant's SYN-flood protection on (xdp, synproxy), every protected connection in
- * the lab stalls today, at 2×2 and at 2×1 alike: the synproxy's SYN to the customer host enters
- * Acme's GRE tunnel (server gre→ +1, customer router gre← +1) and never reaches acme-h (tcpdump
- * there sees nothing). Until that is found, the rate limit is what works end to end.
+ * limit, which works in every lab. The tenant's SYN-flood protection (xdp, synproxy) reaches
+ * 100 % of the legitimate connections in a lab with one server (1×1), but about 95 % with two
+ * servers per DC: synproxy's state is on the server that proxied the connection and the host's
+ * replies come back through the tunnel to whichever server the anycast route picks
+ * (model/synflood.ts). The default lab has three servers per DC, so xdp is not the default yet.
  */
 export const DEFAULT_SYN_MITIGATION: SynMitigation = 'rate-limit';
 

@@ -8,8 +8,8 @@
  *   XDP, a legitimate client opening a few connections a second never comes near its own bucket;
  * - SYN flood, `xdp` or `synproxy`: the tenant's SYN-flood protection
  *   (`tenants/<t>.synFlood.protection`): SYNs answered with SYN cookies by XDP on the uplink
- *   (XDP_TX), or by nftables' synproxy in the tenant namespace (in the lab these stall every
- *   protected connection today: see DEFAULT_SYN_MITIGATION in cli/lab-attack.ts).
+ *   (XDP_TX), or by nftables' synproxy in the tenant namespace (end to end only with one server
+ *   per DC answering the tenant: see DEFAULT_SYN_MITIGATION in cli/lab-attack.ts).
  * DoS rules carry an expiry, so one left behind by a killed run stops being enforced by itself.
  */
 import { err, ok, type Result } from '../lib/result.ts';

@@ -7,7 +7,15 @@
  * ≥ 99 % of the new connections echoed, the long connection alive, ≥ 90 % of the flood's packets
  * dropped by XDP on ams's servers (the veth driver's own XDP counters) and counted by the rule's
  * own DoS counters, the rule removed after.
- * A unique lab id; lab down in `after`, so a failure leaves nothing behind.
+ * The tenant's SYN-flood protection (xdp: cookie SYN-ACKs from XDP, the ACK leg through synproxy
+ * in the tenant namespace and Acme's GRE tunnel; synproxy: both legs in nftables) runs in a
+ * second lab of one DC with one server (1×1×2): synproxy keeps each connection's state on the
+ * server that proxied it, and only there do the host's replies, which come back through the
+ * tunnel to whichever server the anycast route picks, always find it. In the 2×2 lab the same
+ * xdp case is a todo: about 5 % of the connections stall there, because the host's SYN-ACK comes
+ * back to the other server of the DC (tcpdump: client's ACK and the proxied SYN on ams-s2, the
+ * host's SYN-ACK on ams-s1, passed to the client unproxied; see model/synflood.ts).
+ * Unique lab ids; lab down in `after`, so a failure leaves nothing behind.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,31 +29,41 @@ import { labUp, requiredTools } from './up.ts';
 import { labAttack } from './attack.ts';
 import { formatAttack, type AttackReport } from './attack-report.ts';
 import type { FloodKind } from './attack-flood.ts';
+import type { SynMitigation } from './attack-mitigation.ts';
 
 // Two base-36 characters from the pid, offset from the other lab tests' choices of the same pid.
-const id = ((process.pid + 972) % 1296).toString(36).padStart(2, '0');
-let runDir: string | null = null;
-let upError: string | null = null;
+const labId = (offset: number) => ((process.pid + offset) % 1296).toString(36).padStart(2, '0');
 
+interface Lab {
+  readonly id: string;
+  readonly size: { dcs: number; servers: number; cities: number };
+  runDir: string | null;
+  upError: string | null;
+}
+/** The 2×2×3 lab of the rate-limit and drop-rule cases. */
+const WIDE: Lab = { id: labId(972), size: { dcs: 2, servers: 2, cities: 3 }, runDir: null, upError: null };
+/** One DC, one server, two cities (attacker and legitimate client): the SYN-protection cases. */
+const SINGLE: Lab = { id: labId(973), size: { dcs: 1, servers: 1, cities: 2 }, runDir: null, upError: null };
 
 after(async () => {
-  if (runDir) {
-    await labDown({ id, runDir });
-    await rm(runDir, { recursive: true, force: true });
-  }
+  for (const lab of [WIDE, SINGLE])
+    if (lab.runDir) {
+      await labDown({ id: lab.id, runDir: lab.runDir });
+      await rm(lab.runDir, { recursive: true, force: true });
+    }
 });
 
-async function ensureLab(): Promise<void> {
-  if (runDir || upError) return;
+async function ensureLab(lab: Lab): Promise<void> {
+  if (lab.runDir || lab.upError) return;
   assert.deepEqual(missingObjects(), [], 'BPF objects missing: run npm run build:bpf');
-  runDir = await mkdtemp(join(tmpdir(), 'anyedge-attack-'));
-  const up = await labUp({ id, size: { dcs: 2, servers: 2, cities: 3 }, store: 'lmdb', runDir, waitMs: 90_000 });
-  if (!up.ok) upError = `${up.error.path}: ${up.error.message}`;
+  lab.runDir = await mkdtemp(join(tmpdir(), 'anyedge-attack-'));
+  const up = await labUp({ id: lab.id, size: lab.size, store: 'lmdb', runDir: lab.runDir, waitMs: 90_000 });
+  if (!up.ok) lab.upError = `${up.error.path}: ${up.error.message}`;
 }
 
-function check(r: AttackReport, kind: FloodKind, pps: number): void {
+function check(r: AttackReport, kind: FloodKind, pps: number, syn: SynMitigation, attacker: string): void {
   assert.equal(r.kind, kind);
-  assert.equal(r.attacker.eyeball, 'ber-e1');
+  assert.equal(r.attacker.eyeball, attacker);
   assert.equal(r.legit.eyeball, 'lon-e1');
   assert.equal(r.attacker.dc, 'ams');
   assert.equal(r.legit.dc, 'ams');
@@ -55,9 +73,20 @@ function check(r: AttackReport, kind: FloodKind, pps: number): void {
   assert.ok(r.verdict.successRate >= 0.99, `legitimate success rate ${r.verdict.successRate}: ${JSON.stringify(r.client.short)}`);
   assert.ok(r.client.long.survived, `long connection: ${JSON.stringify(r.client.long)}`);
   assert.ok(r.client.long.echoed >= 50, JSON.stringify(r.client.long));
-  // The kernel's own count of XDP drops on the servers' uplinks, all in ams (where ber lands).
-  assert.ok(r.totals.xdpDrops + r.totals.xdpTx >= 0.9 * r.flood.transmitted, `XDP stopped ${r.totals.xdpDrops}+${r.totals.xdpTx} of ${r.flood.transmitted}`);
+  // The kernel's own count of XDP drops on the servers' uplinks, all in ams (where ber lands);
+  // synproxy acts in the tenant namespace, after XDP.
+  if (syn !== 'synproxy') assert.ok(r.totals.xdpDrops + r.totals.xdpTx >= 0.9 * r.flood.transmitted, `XDP stopped ${r.totals.xdpDrops}+${r.totals.xdpTx} of ${r.flood.transmitted}`);
   assert.ok(Object.keys(r.totals.dropsByServer).every((s) => s.startsWith('ams-')), JSON.stringify(r.totals.dropsByServer));
+  if (syn === 'xdp' || syn === 'synproxy') {
+    // The tenant's SYN-flood protection, no DoS rule: with xdp the flood is answered with cookie
+    // SYN-ACKs from XDP (XDP_TX); synproxy answers it in the tenant namespace (nothing in XDP).
+    assert.equal(r.mitigation.kind, syn === 'xdp' ? 'syn-xdp' : 'syn-synproxy');
+    if (syn === 'xdp') assert.ok(r.totals.xdpTx >= 0.9 * r.flood.transmitted, `XDP answered ${r.totals.xdpTx} of ${r.flood.transmitted} with a cookie`);
+    else assert.equal(r.totals.xdpTx, 0, 'synproxy mode: no SYN-ACK from XDP');
+    assert.ok(r.verdict.ok, r.verdict.problems.join('; '));
+    assert.ok(r.ruleRemoved, 'the tenant setting is put back after the run');
+    return;
+  }
   // The rule's own counters in the DoS stage agree: it is the rule that dropped them.
   assert.ok(r.totals.rule.dropped >= 0.9 * r.flood.transmitted, `rule counters: ${JSON.stringify(r.totals.rule)} of ${r.flood.transmitted}`);
   assert.ok(r.totals.rule.dropped <= r.totals.xdpDrops, 'every drop the rule counted is an XDP drop');
@@ -67,16 +96,47 @@ function check(r: AttackReport, kind: FloodKind, pps: number): void {
 
 const PPS = 20_000;
 
-for (const kind of ['udp', 'syn'] as const) {
-  test(`lab attack ${kind}${kind === 'syn' ? ' (rate-limit)' : ''}: hping3 from ber-e1 while lon-e1 keeps using Acme's echo service; ≥ 99 % legitimate, the flood dropped in XDP`, async (t) => {
+interface Case {
+  readonly kind: FloodKind;
+  readonly syn: SynMitigation;
+  readonly lab: Lab;
+  /** Why the case is known to fail today (run and reported as todo). */
+  readonly todo?: string;
+}
+const CASES: readonly Case[] = [
+  { kind: 'udp', syn: 'rate-limit', lab: WIDE },
+  { kind: 'syn', syn: 'rate-limit', lab: WIDE },
+  { kind: 'syn', syn: 'xdp', lab: SINGLE },
+  { kind: 'syn', syn: 'synproxy', lab: SINGLE },
+  {
+    kind: 'syn',
+    syn: 'xdp',
+    lab: WIDE,
+    todo: "synproxy's state is on the server that proxied the connection, the host's replies come back through the GRE tunnel to whichever server of the DC the anycast route picks (no steering of tenant flows yet): ~95 % legitimate",
+  },
+];
+
+const HOW: Readonly<Record<SynMitigation, string>> = {
+  'rate-limit': ' (rate-limit)',
+  xdp: ' (tenant SYN-flood protection xdp: cookie SYN-ACKs from XDP, synproxy through the GRE tunnel)',
+  synproxy: ' (tenant SYN-flood protection synproxy: nftables in the tenant namespace, through the GRE tunnel)',
+};
+
+for (const c of CASES) {
+  const { kind, syn, lab } = c;
+  const { dcs, servers, cities } = lab.size;
+  const attacker = lab === WIDE ? 'ber-e1' : 'nyc-e1';
+  const verb = syn === 'rate-limit' || kind === 'udp' ? 'dropped in XDP' : syn === 'xdp' ? 'answered in XDP' : 'answered by synproxy';
+  const name = `lab attack ${kind}${kind === 'udp' ? '' : HOW[syn]}${lab === WIDE ? '' : ` in a ${dcs}×${servers}×${cities} lab`}: hping3 from ${attacker} while lon-e1 keeps using Acme's echo service; ≥ 99 % legitimate, the flood ${verb}`;
+  test(name, c.todo ? { todo: c.todo } : {}, async (t) => {
     if (!needs(t, { root: true, tools: [...requiredTools('lmdb'), 'hping3', 'ethtool', 'timeout'] })) return;
-    await ensureLab();
-    if (upError) assert.fail(`lab up: ${upError}`);
+    await ensureLab(lab);
+    if (lab.upError) assert.fail(`lab up: ${lab.upError}`);
     const lines: string[] = [];
-    const r = await labAttack({ id, runDir: runDir!, kind, seconds: 6, pps: PPS, syn: 'rate-limit', log: (l) => void lines.push(l) });
+    const r = await labAttack({ id: lab.id, runDir: lab.runDir!, kind, seconds: 6, pps: PPS, syn, log: (l) => void lines.push(l) });
     t.diagnostic(lines.join('\n'));
     if (!r.ok) assert.fail(`${r.error.path}: ${r.error.message}`);
     t.diagnostic(formatAttack(r.value));
-    check(r.value, kind, PPS);
+    check(r.value, kind, PPS, syn, attacker);
   });
 }

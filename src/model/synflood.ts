@@ -11,10 +11,22 @@
  *
  * Both keep per-connection state on the server that did the handshake (synproxy translates
  * sequence numbers for the connection's whole life), so both need the connection's packets in
- * both directions on that server: fine in the lab and with single-server tenants; across ECMP or
- * anycast return paths it needs flow steering. That is why protection is opt-in (`off` by
- * default) and, once on, `xdp` is what bench/synflood.bench.ts measured as better (see
- * bench/RESULTS.md).
+ * both directions on that server. The customer host's replies come back through its GRE tunnel to
+ * whichever server the customer router's anycast route picks, and tenant flows are not steered
+ * to the server holding the state (stage_steer steers anycast services and egress addresses
+ * only). Measured in the lab (`anyedge lab attack syn --syn-mitigation xdp|synproxy`,
+ * lab/attack.linux.test.ts): with one server (1 DC × 1 server) 100 % of the legitimate
+ * connections; with two servers per DC about 95 % — for each stalled one tcpdump shows the
+ * client's ACK and the proxied SYN on ams-s2 and the host's SYN-ACK arriving on ams-s1, which
+ * passes it to the client unproxied (the host's retransmissions pick a server again, so some
+ * complete seconds later). So protection works end to end only where one server per DC answers
+ * the tenant, until tenant flows are steered (issue 7's steering, both directions) or synproxy
+ * state is shared. That is why protection is opt-in (`off` by default) and, once on, `xdp` is
+ * what bench/synflood.bench.ts measured as better (see bench/RESULTS.md).
+ *
+ * The tunnel devices have TX checksum offload off (kernel/txcsum.ts): before, synproxy's SYN to
+ * the host left with a partial checksum, lost on the XDP decapsulation, and every protected
+ * connection stalled in the lab, with any number of servers.
  */
 import { z } from 'zod';
 import { intIn } from './schema.ts';
