@@ -467,6 +467,11 @@ export function compileServer(config: Config, where: { dc: string; server: strin
   const transitTable = `${P}transit`;
   out.nft.push({ path: 'server/transit/nft', ns: serverNs, table: { family: 'inet', name: transitTable }, batch: compileTransitNft(transitTable, fwmark, transitPrefixes, transitPrefixes6, wireNames) as unknown as NftJson });
   out.attach.push({ path: 'server/uplink', ns: serverNs, dev: server.uplink, hook: 'xdp', prog: 'xdpEdge' });
+  // XDP steering (bpf/steer.h) hands a packet it has already wrapped in GUE — source: this
+  // server's own address — to the kernel when the owner's neighbour entry is not resolved yet.
+  // Without accept_local the kernel drops it as a martian, no neighbour entry is ever made, and
+  // every flow to that owner stays lost (found in the lab: ~0.5 % of flows, draining broken).
+  out.sysctls.push({ path: 'server/uplink/steering', ns: serverNs, key: `net.ipv4.conf.${server.uplink}.accept_local`, value: '1' });
   const egress = compileServerEgress(config, where, P, serverNs);
   if (!egress.ok) return fail(egress.error.code === 'not_found' ? 'not_found' : 'invalid', egress.error.path, egress.error.message);
   if (egress.value.nft) out.nft.push(egress.value.nft);
