@@ -10,7 +10,8 @@
  * tuple in TIME_WAIT (nf_conntrack_tcp_timeout_time_wait, 120 s by default) and the NAT does not
  * hand that port to a new connection to the same destination meanwhile (server.linux.test.ts
  * shows it on the real kernel: 63 live + 1 closed in a 64-port slice, a 65th connection to the
- * destination gets no port and times out).
+ * destination gets no port and times out — or, on 6.18 at times, the NAT evicts the TIME_WAIT
+ * tuple and reuses that port, so counting it is the cautious choice; `--time-wait 0` turns it off).
  * So a released lease of a connection that was established stays counted towards its destination
  * for `lingerMs` ("held"), while it no longer counts as live.
  */

@@ -339,11 +339,15 @@ test('a closed tunnel\'s port stays taken in the kernel\'s NAT (TIME_WAIT): the 
   const dst = FRESH[2]!;
   const open = await Promise.all(Array.from({ length: 64 }, () => eye.open(NL_EYE, dst)));
   assert.ok(open.every((o) => o.status === 200 && portOf(o.seen).ip === '198.51.100.64'), JSON.stringify(open.filter((o) => o.status !== 200)));
-  await eye.close([open.pop()!.id]);
-  // The kernel: a direct connection from the egress address to that destination gets no port
-  // (63 live, 1 in TIME_WAIT in a 64-port slice) and times out.
+  const closed = open.pop()!;
+  await eye.close([closed.id]);
+  // The kernel: a direct connection from the egress address to that destination (63 live, 1
+  // closing or in TIME_WAIT in a 64-port slice) either gets no port and times out, or — the NAT
+  // may evict a TIME_WAIT tuple once the range is otherwise exhausted, seen on 6.18 in CI — gets
+  // exactly the closed connection's port; never a live one's.
   const direct = JSON.parse(await lab.exec('s', process.execPath, [PEER, 'dial', '198.51.100.64', dst, String(PORT), '2000'])) as { seen?: string; error?: string };
-  assert.deepEqual(direct, { error: 'timeout' }, `the NAT found a port: ${JSON.stringify(direct)}`);
+  if (direct.error === undefined) assert.equal(direct.seen, closed.seen, `the NAT reused a port other than the closed one: ${JSON.stringify(direct)}`);
+  else assert.deepEqual(direct, { error: 'timeout' });
   // The proxy knew: 503 at once, naming the TIME_WAIT.
   const refused = await eye.open(NL_EYE, dst);
   assert.equal(refused.status, 503);
