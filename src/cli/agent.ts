@@ -27,6 +27,7 @@ import { linuxSteerMaps } from '../kernel/bpf/steer.ts';
 import { linuxAttach } from '../kernel/attach.ts';
 import { edgePins, loadEdge } from '../kernel/bpf/loader.ts';
 import { parseDetectEvery, startDetection } from '../agent/detect-run.ts';
+import { firstSignal } from './signals.ts';
 
 /** The flags of `anyedge agent`, as commander hands them over. */
 export interface AgentCliOptions {
@@ -84,23 +85,6 @@ function checkFlags(o: AgentCliOptions): string | { dc: string; server: string; 
     listen = l;
   }
   return { dc, server, level, ...(listen ? { listen } : {}) };
-}
-
-/** Resolves with the signal's name at the first SIGTERM or SIGINT. */
-function firstSignal(): { promise: Promise<string>; dispose(): void } {
-  let handler: (s: NodeJS.Signals) => void = () => {};
-  const promise = new Promise<string>((resolve) => {
-    handler = (s) => resolve(s);
-  });
-  process.once('SIGTERM', handler);
-  process.once('SIGINT', handler);
-  return {
-    promise,
-    dispose: () => {
-      process.off('SIGTERM', handler);
-      process.off('SIGINT', handler);
-    },
-  };
 }
 
 /** Runs the agent until told to stop; returns the exit code. */

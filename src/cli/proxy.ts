@@ -21,6 +21,7 @@ import { checkCountry, labGeoTable, loadGeoTable, type GeoTable } from '../proxy
 import { ConfigFollower } from '../proxy/config-follow.ts';
 import { DEFAULT_TIME_WAIT_MS, ProxyServer, type ProxyEvent } from '../proxy/server.ts';
 import type { EgressClassName } from '../proxy/egress-address.ts';
+import { firstSignal } from './signals.ts';
 
 /** The flags of `anyedge proxy`, as commander hands them over. */
 export interface ProxyCliOptions {
@@ -122,23 +123,6 @@ function checkFlags(o: ProxyCliOptions): string | Flags {
   const level = o.logLevel ?? 'info';
   if (level !== 'info' && level !== 'debug') return `--log-level ${o.logLevel}: use debug or info`;
   return { listen, class: o.class as EgressClassName, dc, server, geo, fallbackCountry, metrics, connectTimeoutMs, headTimeoutMs, idleTimeoutMs, timeWaitMs, debug: level === 'debug' };
-}
-
-/** Resolves with the signal's name at the first SIGTERM or SIGINT. */
-function firstSignal(): { promise: Promise<string>; dispose(): void } {
-  let handler: (s: NodeJS.Signals) => void = () => {};
-  const promise = new Promise<string>((resolve) => {
-    handler = (s) => resolve(s);
-  });
-  process.once('SIGTERM', handler);
-  process.once('SIGINT', handler);
-  return {
-    promise,
-    dispose: () => {
-      process.off('SIGTERM', handler);
-      process.off('SIGINT', handler);
-    },
-  };
 }
 
 /** Runs the proxy until told to stop; returns the exit code. */
