@@ -7,7 +7,7 @@
  *   before its timeout (new connections must still get through the SYN path).
  * It prints one JSON result (LegitResult) when the time is up and the last attempts finished.
  */
-import { spawn } from 'node:child_process';
+import { runJsonScript } from './ns-script.ts';
 
 /** Options of {@link runLegitClient}. */
 export interface LegitOptions {
@@ -129,23 +129,7 @@ export interface LegitClient {
 /** Starts the client; `done` rejects only when the client itself could not run. */
 export function runLegitClient(o: LegitOptions): LegitClient {
   const args = JSON.stringify({ host: o.host, port: o.port, seconds: o.seconds, newEveryMs: o.newEveryMs, lineEveryMs: o.lineEveryMs, timeoutMs: o.timeoutMs });
-  const done = new Promise<LegitResult>((resolve, reject) => {
-    const argv = [process.execPath, '-e', CLIENT, args];
-    const [cmd, ...rest] = o.ns === null ? argv : ['ip', 'netns', 'exec', o.ns, ...argv];
-    const child = spawn(cmd as string, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let errs = '';
-    child.stdout.on('data', (b: Buffer) => void (out += b.toString()));
-    child.stderr.on('data', (b: Buffer) => void (errs += b.toString()));
-    child.on('error', (e) => reject(new Error(`legitimate client in ${o.ns ?? 'this namespace'}: ${e.message}`, { cause: e })));
-    child.on('close', (code) => {
-      try {
-        resolve(JSON.parse(out) as LegitResult);
-      } catch {
-        reject(new Error(`legitimate client in ${o.ns ?? 'this namespace'} exited ${code} without a result: ${errs.trim() || out.trim() || '(no output)'}`));
-      }
-    });
-  });
+  const done = runJsonScript<LegitResult>({ ns: o.ns, script: CLIENT, args, who: 'legitimate client' });
   return { done };
 }
 

@@ -4,7 +4,7 @@
  * each its payload, half-closes, and reports per flow what came back. The echo services answer
  * with the payload, so `echoed` means the bytes went all the way to the customer's host and back.
  */
-import { spawn } from 'node:child_process';
+import { runJsonScript } from './ns-script.ts';
 
 /** How one flow ended. */
 export type FlowOutcome = 'echoed' | 'timeout' | 'refused' | 'reset' | 'unreachable' | 'wrong-reply' | 'error';
@@ -53,23 +53,7 @@ Promise.all(o.payloads.map(one)).then((r) => { process.stdout.write(JSON.stringi
 /** Opens the flows and waits for all of them; throws only when the client itself cannot run. */
 export function tcpFlows(o: FlowOptions): Promise<FlowResult[]> {
   const args = JSON.stringify({ host: o.host, port: o.port, payloads: o.payloads, timeoutMs: o.timeoutMs });
-  return new Promise((resolve, reject) => {
-    const argv = [process.execPath, '-e', CLIENT, args];
-    const [cmd, ...rest] = o.ns === null ? argv : ['ip', 'netns', 'exec', o.ns, ...argv];
-    const child = spawn(cmd as string, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let errs = '';
-    child.stdout.on('data', (b: Buffer) => void (out += b.toString()));
-    child.stderr.on('data', (b: Buffer) => void (errs += b.toString()));
-    child.on('error', (e) => reject(new Error(`TCP client in ${o.ns ?? 'this namespace'}: ${e.message}`, { cause: e })));
-    child.on('close', (code) => {
-      try {
-        resolve(JSON.parse(out) as FlowResult[]);
-      } catch {
-        reject(new Error(`TCP client in ${o.ns ?? 'this namespace'} exited ${code} without a result: ${errs.trim() || out.trim() || '(no output)'}`));
-      }
-    });
-  });
+  return runJsonScript<FlowResult[]>({ ns: o.ns, script: CLIENT, args, who: 'TCP client' });
 }
 
 /** "3/3 echoed" or "0/1 echoed (1 timeout)". */
