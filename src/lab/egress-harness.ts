@@ -38,8 +38,12 @@ export async function whoami(plan: LabPlan, node: string, path: string): Promise
 
 /** A tshark capture running on the Internet host. */
 export interface Capture {
-  /** Stops it and returns one row per packet: the fields asked for, tab-separated. */
-  stop(): Promise<string[][]>;
+  /**
+   * Stops it and returns one row per packet: the fields asked for, tab-separated. With `until`,
+   * it first waits (at most `ms`) for the rows to satisfy it: tshark dissects what dumpcap
+   * captured with a lag, and a loaded machine can still hold the last packets when SIGINT comes.
+   */
+  stop(until?: { readonly seen: (rows: string[][]) => boolean; readonly ms: number }): Promise<string[][]>;
 }
 
 /**
@@ -52,6 +56,7 @@ export function captureOnInternet(plan: LabPlan, filter: string, fields: readonl
   let out = '';
   let errs = '';
   child.stdout.on('data', (b: Buffer) => void (out += b.toString()));
+  const rows = (): string[][] => out.split('\n').filter((l) => l.trim() !== '').map((l) => l.split('\t'));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`tshark did not start capturing within 15 s: ${errs.trim()}`)), 15_000);
     child.stderr.on('data', (b: Buffer) => {
@@ -59,12 +64,17 @@ export function captureOnInternet(plan: LabPlan, filter: string, fields: readonl
       if (/Capturing on/.test(errs)) {
         clearTimeout(timer);
         resolve({
-          stop: () =>
-            new Promise((done) => {
-              child.on('close', () => done(out.split('\n').filter((l) => l.trim() !== '').map((l) => l.split('\t'))));
+          stop: async (until) => {
+            if (until) {
+              const deadline = Date.now() + until.ms;
+              while (!until.seen(rows()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+            }
+            return new Promise((done) => {
+              child.on('close', () => done(rows()));
               // SIGINT: tshark flushes what it has before it exits.
               child.kill('SIGINT');
-            }),
+            });
+          },
         });
       }
     });

@@ -198,7 +198,8 @@ test(`${CONNECTIONS} proxied connections from eyeballs in two countries leave fr
       }), 50, 15_000)));
     // Who proxied each tunnel, from the servers' own socket tables while every tunnel is open.
     const servers = await proxyingServers(p);
-    const rows = await cap.stop();
+    const wanted = results.flat().flatMap((r) => (r.egress ? [`${r.egress.ip}:${r.egress.port}`] : []));
+    const rows = await cap.stop({ seen: (rs) => { const s = new Set(rs.map(([ip, port]) => `${ip}:${port}`)); return wanted.every((w) => s.has(w)); }, ms: 10_000 });
     const onWire = new Set(rows.map(([ip, port]) => `${ip}:${port}`));
     const problems: string[] = [];
     const notUp: string[] = [];
