@@ -460,7 +460,7 @@ static __always_inline int dos_take(struct dos_pkt *p, __u32 slot, struct dos_ru
 
 /* Stage [1]: XDP_DROP for a packet a drop rule matches or a rate limit finds in excess; -1 to go
  * on with the next stage otherwise. Never drops a packet it cannot parse (not its job). */
-static __always_inline int stage_dos(struct xdp_md *ctx)
+static __noinline int stage_dos(struct xdp_md *ctx)
 {
 	__u32 zero = 0;
 	struct dos_conf *c = bpf_map_lookup_elem(&dos_conf, &zero);

@@ -117,7 +117,7 @@ static __always_inline void smp_l4(struct dos_sample_rec *r, __u8 *l4, void *dat
 	}
 }
 
-static __always_inline void dos_sample(struct xdp_md *ctx)
+static __noinline void dos_sample(struct xdp_md *ctx)
 {
 	__u32 zero = 0;
 	struct dos_sample_cfg *cfg = bpf_map_lookup_elem(&smp_config, &zero);

@@ -1,5 +1,5 @@
 /* Steering: `stage_steer(ctx)`, the XDP stage that sends a packet to the server that owns its flow
- * (DESIGN §1 [2]; Unimog, Cloudflare 2020). Two kinds of destination are steered:
+ * (DESIGN §1 [2]; Unimog, Cloudflare 2020). Three kinds of flow are steered:
  *
  *  - anycast service addresses (steer_svc): the flow hash picks one of STEER_BUCKETS buckets of
  *    the DC's Maglev table (steer_table, compiled by src/compile/maglev.ts); the bucket's first
@@ -11,6 +11,18 @@
  *  - soft-unicast egress addresses (steer_egress): a reply to an egress address goes to the
  *    server owning the address's port slice (IPv4) or the whole address (IPv6), in this DC or
  *    another, wherever the FIB routes the owner's address.
+ *  - tenant prefixes whose flows hold per-server state (steer_tenant: SYN-flood protection on):
+ *    both directions of a flow go to one server of the DC, so the SYN cookie is checked with the
+ *    secret that made it and synproxy's connection state sees every packet. From the Internet the
+ *    packet is steered by its own 5-tuple; from the customer it arrives as GRE to the anycast
+ *    endpoint (wherever the customer router's ECMP put the tunnel) and is steered, still
+ *    encapsulated, by the inner 5-tuple. The hash is symmetric (endpoints in a fixed order), so
+ *    client → tenant and tenant → client land in the same bucket. Daisy chain as for services,
+ *    with the state these flows have instead of a socket: a non-SYN TCP segment the first owner
+ *    holds no state for (not in syn_flows, and from the Internet not the ACK of one of this
+ *    server's cookies) goes once to the second choice. A SYN from the customer's side (its own
+ *    connection, or the host's SYN-ACK to a proxied one) is remembered in syn_flows, so the rest
+ *    of that flow is known here.
  *
  * Encapsulation: GUE (variant 0) over UDP/IPv4, 36 bytes: outer IPv4 (src = this server,
  * dst = the owner), UDP (dst = steer_cfg.port, src = 49152 + 14 bits of the flow hash), GUE
@@ -31,7 +43,9 @@
  * neighbour entry is not resolved yet, the encapsulated packet is handed to the kernel, which
  * resolves it and forwards the packet (STEER_VIA_STACK); the flow's next packets go by XDP.
  *
- * Returns an XDP verdict, or -1: not steered here, go on with the next stage.
+ * Returns an XDP verdict, or -1: not steered here, go on with the next stage. Packets a peer
+ * forwarded that stay here also return -1: the later stages see them as if the router had sent
+ * them (the SYN-flood stage answers a forwarded SYN; GRE is decapsulated).
  */
 #ifndef ANYEDGE_STEER_H
 #define ANYEDGE_STEER_H
@@ -40,6 +54,8 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "parse.h"
+#include "maps.h"
+#include "syncookie.h"
 
 /* Buckets of the Maglev table: the prime 65,537 (src/compile/maglev.ts MAGLEV_SIZE). */
 #define STEER_BUCKETS 65537
@@ -56,6 +72,8 @@
 #define AF_INET_ 2
 #define AF_INET6_ 10
 #define TCP_FLAG_SYN_ 0x02
+#define TCP_FLAG_ACK_ 0x10
+#define TCP_FLAG_RST_ 0x04
 
 /* What the agent tells the stage (steer_cfg[0]). */
 struct steer_cfg {
@@ -107,6 +125,12 @@ enum steer_counter {
 	STEER_EGRESS_UNOWNED,    /* reply to slice 0 or to a slice nobody owns: passed, not forwarded */
 	STEER_NO_ROUTE,          /* no FIB route to the owner: dropped */
 	STEER_VIA_STACK,         /* owner's neighbour unresolved: encapsulated packet handed to the kernel */
+	STEER_TENANT_LOCAL,      /* packet to a stateful tenant prefix, flow owned here: passed on */
+	STEER_TENANT_FORWARD,    /* ... sent to its first owner */
+	STEER_TENANT_FORWARD_2ND,/* ... non-SYN this server holds no state for, sent to the second choice */
+	STEER_TUNNEL_LOCAL,      /* GRE from a customer of a stateful tenant prefix, flow owned here: decapsulated */
+	STEER_TUNNEL_FORWARD,    /* ... sent (still GRE) to its first owner */
+	STEER_TUNNEL_FORWARD_2ND,/* ... non-SYN this server holds no state for, sent to the second choice */
 	STEER_CNT_MAX,
 };
 
@@ -161,6 +185,21 @@ struct {
 	__type(value, __be32);
 } steer_slices SEC(".maps");
 
+/* Key of steer_tenant: LPM-trie key over struct steer_ip (IPv4 as ::ffff:a.b.c.d, length + 96). */
+struct steer_tenant_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+/* Tenant prefixes whose flows are steered (SYN-flood protection keeps state per server) → 1. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct steer_tenant_key);
+	__type(value, __u32);
+} steer_tenant SEC(".maps");
+
 /* Outcome counters (enum steer_counter). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -195,8 +234,11 @@ static __always_inline __u32 steer_jhash_3words(__u32 a, __u32 b, __u32 c, __u32
 
 /* The flow of the packet at data, as steering needs it. */
 struct steer_flow {
+	struct steer_ip src;
 	struct steer_ip dst;
 	__u32 hash;
+	__u32 sfold;         /* addresses folded to 32 bits, host order: for the symmetric hash */
+	__u32 dfold;
 	__be32 saddr4;       /* IPv4 only */
 	__be32 daddr4;
 	__be16 sport;        /* 0 when not TCP/UDP or a non-first fragment */
@@ -205,23 +247,26 @@ struct steer_flow {
 	__u8 proto;
 	__u8 tcp_flags;
 	__u8 l4_ok;          /* the TCP/UDP header is in the packet at l4_off */
-	__u16 l3_off;        /* always 14: no VLAN on uplinks */
+	__u16 l3_off;        /* 14 (no VLAN on uplinks), or the inner packet's offset in a GRE packet */
 	__u16 l4_off;
 };
 
-/* Parses Ethernet + IPv4/IPv6 + ports and hashes the 5-tuple. -1: not IP. */
-static __always_inline int steer_parse(struct xdp_md *ctx, struct steer_flow *f)
+/* The largest offset of an inner packet steer_parse_l3 reads: Ethernet, IPv4 with options, GRE
+ * with checksum, key and sequence number (14 + 60 + 16). */
+#define STEER_MAX_L3 90
+
+/* Parses the IPv4 (v6 = 0) or IPv6 packet at `l3` and its ports, and hashes the 5-tuple. -1: too
+ * short to be IP. */
+static __always_inline int steer_parse_l3(struct xdp_md *ctx, struct steer_flow *f, __u32 l3, int v6)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct eth_hdr *eth = data;
-	if ((void *)(eth + 1) > data_end)
+	if (l3 > STEER_MAX_L3)
 		return -1;
-	__u8 *ip = (void *)(eth + 1);
+	__u8 *ip = data + l3;
 	__u32 l4_off = 0; /* from ip; 0: no transport header to read */
-	__u32 sfold, dfold;
-	f->l3_off = ETH_HLEN_;
-	if (eth->proto == bpf_htons(ETH_P_IP_)) {
+	f->l3_off = l3;
+	if (!v6) {
 		if ((void *)(ip + 20) > data_end)
 			return -1;
 		__u32 ihl = (ip[0] & 0x0f) * 4;
@@ -231,27 +276,30 @@ static __always_inline int steer_parse(struct xdp_md *ctx, struct steer_flow *f)
 		f->proto = ip[9];
 		f->saddr4 = *(__be32 *)(ip + 12);
 		f->daddr4 = *(__be32 *)(ip + 16);
+		__builtin_memset(f->src.addr, 0, 10);
+		f->src.addr[10] = 0xff;
+		f->src.addr[11] = 0xff;
+		__builtin_memcpy(&f->src.addr[12], ip + 12, 4);
 		__builtin_memset(f->dst.addr, 0, 10);
 		f->dst.addr[10] = 0xff;
 		f->dst.addr[11] = 0xff;
 		__builtin_memcpy(&f->dst.addr[12], ip + 16, 4);
-		sfold = f->saddr4;
-		dfold = f->daddr4;
+		f->sfold = bpf_ntohl(f->saddr4);
+		f->dfold = bpf_ntohl(f->daddr4);
 		/* A non-first fragment has no ports: it hashes on addresses alone. */
 		if (!(*(__be16 *)(ip + 6) & bpf_htons(IP_OFFSET_ | IP_MF_)))
 			l4_off = ihl;
-	} else if (eth->proto == bpf_htons(ETH_P_IPV6_)) {
+	} else {
 		if ((void *)(ip + 40) > data_end)
 			return -1;
 		f->family = 6;
 		f->proto = ip[6];
+		__builtin_memcpy(f->src.addr, ip + 8, 16);
 		__builtin_memcpy(f->dst.addr, ip + 24, 16);
-		sfold = *(__u32 *)(ip + 8) ^ *(__u32 *)(ip + 12) ^ *(__u32 *)(ip + 16) ^ *(__u32 *)(ip + 20);
-		dfold = *(__u32 *)(ip + 24) ^ *(__u32 *)(ip + 28) ^ *(__u32 *)(ip + 32) ^ *(__u32 *)(ip + 36);
+		f->sfold = bpf_ntohl(*(__u32 *)(ip + 8) ^ *(__u32 *)(ip + 12) ^ *(__u32 *)(ip + 16) ^ *(__u32 *)(ip + 20));
+		f->dfold = bpf_ntohl(*(__u32 *)(ip + 24) ^ *(__u32 *)(ip + 28) ^ *(__u32 *)(ip + 32) ^ *(__u32 *)(ip + 36));
 		/* Extension headers are not walked: such packets hash on addresses alone. */
 		l4_off = 40;
-	} else {
-		return -1;
 	}
 	if (l4_off && l4_off <= 60 && (f->proto == IPPROTO_TCP_ || f->proto == IPPROTO_UDP_)) {
 		__u8 *l4 = ip + l4_off;
@@ -265,11 +313,88 @@ static __always_inline int steer_parse(struct xdp_md *ctx, struct steer_flow *f)
 			f->dport = *(__be16 *)(l4 + 2);
 			f->l4_ok = 1;
 		}
-		f->l4_off = ETH_HLEN_ + l4_off;
+		f->l4_off = l3 + l4_off;
 	}
-	f->hash = steer_jhash_3words(bpf_ntohl(sfold), bpf_ntohl(dfold),
-				     ((__u32)bpf_ntohs(f->sport) << 16) | bpf_ntohs(f->dport), f->proto);
+	f->hash = steer_jhash_3words(f->sfold, f->dfold, ((__u32)bpf_ntohs(f->sport) << 16) | bpf_ntohs(f->dport), f->proto);
 	return 0;
+}
+
+/* Parses the Ethernet frame's IPv4/IPv6 packet. -1: not IP. */
+static __always_inline int steer_parse(struct xdp_md *ctx, struct steer_flow *f)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct eth_hdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return -1;
+	if (eth->proto == bpf_htons(ETH_P_IP_))
+		return steer_parse_l3(ctx, f, ETH_HLEN_, 0);
+	if (eth->proto == bpf_htons(ETH_P_IPV6_))
+		return steer_parse_l3(ctx, f, ETH_HLEN_, 1);
+	return -1;
+}
+
+/* The flow hash with the endpoints in a fixed order, the same for both directions of a flow:
+ * what tenant flows are steered by (src/compile/steer-hash.ts `symmetricFlowHash`). */
+static __always_inline __u32 steer_sym_hash(const struct steer_flow *f)
+{
+	__u32 a = f->sfold < f->dfold ? f->sfold : f->dfold;
+	__u32 b = f->sfold < f->dfold ? f->dfold : f->sfold;
+	__u32 sp = bpf_ntohs(f->sport), dp = bpf_ntohs(f->dport);
+	__u32 lo = sp < dp ? sp : dp, hi = sp < dp ? dp : sp;
+	return steer_jhash_3words(a, b, (lo << 16) | hi, f->proto);
+}
+
+/* Whether `ip` (struct steer_ip) is inside a stateful tenant prefix. */
+static __always_inline int steer_is_tenant(const struct steer_ip *ip)
+{
+	struct steer_tenant_key k = { .prefixlen = 128 };
+	__builtin_memcpy(k.addr, ip->addr, 16);
+	return bpf_map_lookup_elem(&steer_tenant, &k) != 0;
+}
+
+/* The syn_flows key (bpf/syncookie.h: outside → protected address) of a tenant flow. `inbound`:
+ * the packet goes from the outside to the tenant (else it comes from the tenant, through GRE). */
+static __always_inline void steer_syn_key(const struct steer_flow *f, int inbound, struct syn_flow_key *k)
+{
+	const struct steer_ip *out = inbound ? &f->src : &f->dst;
+	const struct steer_ip *in = inbound ? &f->dst : &f->src;
+	if (f->family == 4) {
+		__builtin_memcpy(k->saddr, &out->addr[12], 4);
+		__builtin_memcpy(k->daddr, &in->addr[12], 4);
+	} else {
+		__builtin_memcpy(k->saddr, out->addr, 16);
+		__builtin_memcpy(k->daddr, in->addr, 16);
+	}
+	k->sport = inbound ? f->sport : f->dport;
+	k->dport = inbound ? f->dport : f->sport;
+	k->family = f->family;
+}
+
+/* Whether this server holds state for a tenant flow's packet from the outside: the flow is in
+ * syn_flows, or the packet is the ACK of a SYN cookie this server made (the kernel's secret is
+ * per host: XDP's cookies and synproxy's alike). */
+static __always_inline int steer_tenant_known(struct xdp_md *ctx, const struct steer_flow *f)
+{
+	struct syn_flow_key k = {};
+	steer_syn_key(f, 1, &k);
+	if (bpf_map_lookup_elem(&syn_flows, &k))
+		return 1;
+	if ((f->tcp_flags & (TCP_FLAG_ACK_ | TCP_FLAG_RST_ | TCP_FLAG_SYN_)) != TCP_FLAG_ACK_)
+		return 0;
+	struct tcphdr th;
+	if (bpf_xdp_load_bytes(ctx, f->l4_off, &th, sizeof(th)))
+		return 0;
+	if (f->family == 4) {
+		struct iphdr iph;
+		if (bpf_xdp_load_bytes(ctx, f->l3_off, &iph, sizeof(iph)))
+			return 0;
+		return bpf_tcp_raw_check_syncookie_ipv4(&iph, &th) == 0;
+	}
+	struct ipv6hdr ip6;
+	if (bpf_xdp_load_bytes(ctx, f->l3_off, &ip6, sizeof(ip6)))
+		return 0;
+	return bpf_tcp_raw_check_syncookie_ipv6(&ip6, &th) == 0;
 }
 
 /* Whether a TCP segment belongs to a connection on this server: an established, time-wait or
@@ -320,7 +445,7 @@ static __always_inline int steer_has_socket(struct xdp_md *ctx, struct steer_flo
 
 /* Wraps the packet in IPv4 + UDP + GUE to `to` and sends it. Always returns a verdict. */
 static __always_inline int steer_forward(struct xdp_md *ctx, const struct steer_cfg *cfg, __be32 to, __u8 hop,
-					 const struct steer_flow *f, __u32 outcome)
+					 __u32 hash, __u8 inner_family, __u32 outcome)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -369,13 +494,13 @@ static __always_inline int steer_forward(struct xdp_md *ctx, const struct steer_
 
 	__u8 *udp = ip + 20;
 	/* Source port from the flow hash: entropy for the receiver's RSS, fixed per flow. */
-	*(__be16 *)udp = bpf_htons(0xc000 | (f->hash & 0x3fff));
+	*(__be16 *)udp = bpf_htons(0xc000 | (hash & 0x3fff));
 	*(__be16 *)(udp + 2) = cfg->port;
 	*(__be16 *)(udp + 4) = bpf_htons(tot_len - 20);
 	*(__be16 *)(udp + 6) = 0; /* no UDP checksum over IPv4 (RFC 768); the inner packet has its own */
 	__u8 *gue = udp + 8;
 	gue[0] = 0x01; /* version 0, C 0, hlen 1 (the private data word) */
-	gue[1] = f->family == 4 ? IPPROTO_IPIP_ : IPPROTO_IPV6_;
+	gue[1] = inner_family == 4 ? IPPROTO_IPIP_ : IPPROTO_IPV6_;
 	*(__be16 *)(gue + 2) = bpf_htons(STEER_GUE_FLAG_PRIV);
 	*(__be32 *)(gue + 4) = bpf_htonl(STEER_MAGIC | hop);
 
@@ -436,8 +561,69 @@ static __always_inline int steer_decap(struct xdp_md *ctx, __u8 *ip, void *data_
 	return hop ? hop : 1;
 }
 
-static __always_inline int stage_steer(struct xdp_md *ctx)
+/* The Maglev bucket of `hash`, or 0 when the table has no owner for it. */
+static __always_inline struct steer_bucket *steer_bucket_of(__u32 hash)
 {
+	__u32 bucket = hash % STEER_BUCKETS;
+	struct steer_bucket *b = bpf_map_lookup_elem(&steer_table, &bucket);
+	return b && b->first ? b : 0;
+}
+
+/* GRE to one of our anycast endpoints whose inner packet comes from a stateful tenant prefix:
+ * forwarded, still encapsulated, to the owner of the inner flow; or -1 (decapsulate here, in the
+ * GRE stage). Anything we cannot read is left to the GRE stage, which counts and drops it. */
+static __always_inline int steer_tunnel(struct xdp_md *ctx, const struct steer_cfg *cfg, __u8 *ip, void *data_end, int hop)
+{
+	__u32 ihl = (ip[0] & 0x0f) * 4;
+	if ((ip[0] >> 4) != 4 || ihl < 20 || ihl > 60 || (*(__be16 *)(ip + 6) & bpf_htons(IP_MF_ | IP_OFFSET_)))
+		return -1;
+	__u8 *gre = ip + ihl;
+	if ((void *)(gre + 4) > data_end)
+		return -1;
+	__u16 gflags = bpf_ntohs(*(__be16 *)gre);
+	__u16 gproto = bpf_ntohs(*(__be16 *)(gre + 2));
+	if ((gflags & (GRE_F_RESERVED | GRE_VERSION_MASK)) || (gproto != ETH_P_IP_ && gproto != ETH_P_IPV6_))
+		return -1;
+	__u32 glen = 4;
+	if (gflags & GRE_F_CSUM)
+		glen += 4;
+	if (gflags & GRE_F_KEY)
+		glen += 4;
+	if (gflags & GRE_F_SEQ)
+		glen += 4;
+	struct steer_flow f = {};
+	if (steer_parse_l3(ctx, &f, ETH_HLEN_ + ihl + glen, gproto == ETH_P_IPV6_) < 0)
+		return -1;
+	if (!steer_is_tenant(&f.src))
+		return -1;
+	__u32 hash = steer_sym_hash(&f);
+	struct steer_bucket *b = steer_bucket_of(hash);
+	if (b && hop == 0 && b->first != cfg->self)
+		return steer_forward(ctx, cfg, b->first, 1, hash, 4, STEER_TUNNEL_FORWARD);
+	if (b && hop < 2 && f.proto == IPPROTO_TCP_ && f.l4_ok && !(f.tcp_flags & TCP_FLAG_SYN_) &&
+	    b->second && b->second != cfg->self) {
+		struct syn_flow_key k = {};
+		steer_syn_key(&f, 0, &k);
+		if (!bpf_map_lookup_elem(&syn_flows, &k))
+			return steer_forward(ctx, cfg, b->second, 2, hash, 4, STEER_TUNNEL_FORWARD_2ND);
+	}
+	if (f.proto == IPPROTO_TCP_ && f.l4_ok && (f.tcp_flags & TCP_FLAG_SYN_) && !(f.tcp_flags & TCP_FLAG_RST_)) {
+		/* The customer's side opens a flow (its SYN) or accepts a proxied one (its SYN-ACK):
+		 * the flow's state is here from now on. */
+		struct syn_flow_key k = {};
+		steer_syn_key(&f, 0, &k);
+		__u64 now = bpf_ktime_get_ns();
+		bpf_map_update_elem(&syn_flows, &k, &now, BPF_ANY);
+	}
+	steer_count(STEER_TUNNEL_LOCAL);
+	return -1;
+}
+
+/* The stage. *hop_out: 0 when the packet came from the router, 1 or 2 when a peer forwarded it
+ * (the SYN-flood stage then routes its answer by the FIB instead of back to the sender). */
+static __noinline int stage_steer(struct xdp_md *ctx, int *hop_out)
+{
+	*hop_out = 0;
 	__u32 zero = 0;
 	struct steer_cfg *cfg = bpf_map_lookup_elem(&steer_cfg, &zero);
 	if (!cfg || !cfg->enabled)
@@ -457,34 +643,61 @@ static __always_inline int stage_steer(struct xdp_md *ctx)
 			hop = steer_decap(ctx, ip, data_end);
 			if (hop < 0)
 				return -hop - 1;
+			*hop_out = hop;
+		}
+	}
+	/* Whatever a peer forwarded and is not forwarded again goes on through the later stages
+	 * (SYN cookies, GRE decapsulation) as if it had arrived from the router. */
+
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return -1;
+	if (eth->proto == bpf_htons(ETH_P_IP_)) {
+		__u8 *ip = (void *)(eth + 1);
+		if ((void *)(ip + 20) <= data_end && ip[9] == IPPROTO_GRE_) {
+			__be32 daddr = *(__be32 *)(ip + 16);
+			if (bpf_map_lookup_elem(&gre_endpoints, &daddr))
+				return steer_tunnel(ctx, cfg, ip, data_end, hop);
 		}
 	}
 
 	struct steer_flow f = {};
 	if (steer_parse(ctx, &f) < 0)
-		return hop ? XDP_PASS : -1;
-	int pass = hop ? XDP_PASS : -1;
+		return -1;
 
 	if (bpf_map_lookup_elem(&steer_svc, &f.dst)) {
-		__u32 bucket = f.hash % STEER_BUCKETS;
-		struct steer_bucket *b = bpf_map_lookup_elem(&steer_table, &bucket);
-		if (!b || !b->first) {
+		struct steer_bucket *b = steer_bucket_of(f.hash);
+		if (!b) {
 			steer_count(STEER_LOCAL);
-			return pass;
+			return -1;
 		}
 		if (hop == 0 && b->first != cfg->self)
-			return steer_forward(ctx, cfg, b->first, 1, &f, STEER_FORWARD);
+			return steer_forward(ctx, cfg, b->first, 1, f.hash, f.family, STEER_FORWARD);
 		/* We are the first owner (or were sent the packet as such). */
 		if (hop < 2 && f.proto == IPPROTO_TCP_ && f.l4_ok && !(f.tcp_flags & TCP_FLAG_SYN_) &&
 		    b->second && b->second != cfg->self && !steer_has_socket(ctx, &f))
-			return steer_forward(ctx, cfg, b->second, 2, &f, STEER_FORWARD_2ND);
+			return steer_forward(ctx, cfg, b->second, 2, f.hash, f.family, STEER_FORWARD_2ND);
 		steer_count(STEER_LOCAL);
-		return pass;
+		return -1;
+	}
+
+	if (steer_is_tenant(&f.dst)) {
+		__u32 hash = steer_sym_hash(&f);
+		struct steer_bucket *b = steer_bucket_of(hash);
+		if (b && hop == 0 && b->first != cfg->self)
+			return steer_forward(ctx, cfg, b->first, 1, hash, f.family, STEER_TENANT_FORWARD);
+		if (b && hop < 2 && f.proto == IPPROTO_TCP_ && f.l4_ok && !(f.tcp_flags & TCP_FLAG_SYN_) &&
+		    b->second && b->second != cfg->self && !steer_tenant_known(ctx, &f))
+			return steer_forward(ctx, cfg, b->second, 2, hash, f.family, STEER_TENANT_FORWARD_2ND);
+		steer_count(STEER_TENANT_LOCAL);
+		return -1;
 	}
 
 	struct steer_egress *e = bpf_map_lookup_elem(&steer_egress, &f.dst);
 	if (!e)
-		return pass;
+		return -1;
 	__be32 owner = 0;
 	if (e->kind == STEER_EG_SERVER) {
 		owner = e->server;
@@ -498,13 +711,13 @@ static __always_inline int stage_steer(struct xdp_md *ctx)
 	}
 	if (!owner) {
 		steer_count(STEER_EGRESS_UNOWNED);
-		return pass;
+		return -1;
 	}
 	if (hop || owner == cfg->self) {
 		steer_count(STEER_EGRESS_LOCAL);
-		return pass;
+		return -1;
 	}
-	return steer_forward(ctx, cfg, owner, 1, &f, STEER_EGRESS_FORWARD);
+	return steer_forward(ctx, cfg, owner, 1, f.hash, f.family, STEER_EGRESS_FORWARD);
 }
 
 #endif

@@ -120,6 +120,15 @@ struct {
 	__type(value, __u64);
 } syn_tenant_cnt SEC(".maps");
 
+/* Scratch space for syn_send's FIB lookup: the stages' frames together must stay under BPF's
+ * 512-byte stack, and the 64-byte lookup struct is what did not fit. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bpf_fib_lookup);
+} syn_fib SEC(".maps");
+
 static __always_inline void syn_count(__u32 reason, const struct syn_policy *p)
 {
 	__u64 *c = bpf_map_lookup_elem(&syn_counters, &reason);
@@ -201,6 +210,45 @@ static __always_inline void syn_remember(struct syn_flow_key *k)
 	bpf_map_update_elem(&syn_flows, k, &now, BPF_ANY);
 }
 
+/* Sends the SYN-ACK built in place over the SYN. From the router (hop 0) it goes back where the
+ * SYN came from: XDP_TX with the MACs swapped. A SYN a peer forwarded (hop 1 or 2, bpf/steer.h)
+ * has that peer as its Ethernet source, so the answer goes by the FIB to the client's next hop
+ * instead (the peer would have to route a packet from a tenant address it does not hold); only
+ * when the FIB has no resolved next hop does it go back to the peer, which routes it on. */
+static __always_inline int syn_send(struct xdp_md *ctx, int hop, const struct eth_hdr *in, int v6, const void *client, __u16 len)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct eth_hdr *oeth = data;
+	if ((void *)(oeth + 1) > data_end)
+		return XDP_DROP;
+	__u32 zero = 0;
+	struct bpf_fib_lookup *fib = hop ? bpf_map_lookup_elem(&syn_fib, &zero) : 0;
+	if (fib) {
+		__builtin_memset(fib, 0, sizeof(*fib));
+		fib->ifindex = ctx->ingress_ifindex;
+		fib->l4_protocol = IPPROTO_TCP_;
+		fib->tot_len = len;
+		if (v6) {
+			fib->family = 10; /* AF_INET6 */
+			__builtin_memcpy(fib->ipv6_dst, client, 16);
+		} else {
+			fib->family = 2; /* AF_INET */
+			fib->ipv4_dst = *(const __be32 *)client;
+		}
+		if (bpf_fib_lookup(ctx, fib, sizeof(*fib), 0) == BPF_FIB_LKUP_RET_SUCCESS) {
+			__builtin_memcpy(oeth->dst, fib->dmac, 6);
+			__builtin_memcpy(oeth->src, fib->smac, 6);
+			oeth->proto = in->proto;
+			return fib->ifindex == ctx->ingress_ifindex ? XDP_TX : bpf_redirect(fib->ifindex, 0);
+		}
+	}
+	__builtin_memcpy(oeth->dst, in->src, 6);
+	__builtin_memcpy(oeth->src, in->dst, 6);
+	oeth->proto = in->proto;
+	return XDP_TX;
+}
+
 /* The decision for a TCP packet to a protected address, once its headers are on the stack. */
 enum syn_kind { SYN_K_SYN, SYN_K_SYNACK, SYN_K_ACK, SYN_K_OTHER };
 
@@ -217,7 +265,7 @@ static __always_inline enum syn_kind syn_classify(const struct tcphdr *th)
 	return SYN_K_OTHER;
 }
 
-static __always_inline int syn_ipv4(struct xdp_md *ctx)
+static __noinline int syn_ipv4(struct xdp_md *ctx, int hop)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -295,14 +343,10 @@ static __always_inline int syn_ipv4(struct xdp_md *ctx)
 		data_end = (void *)(long)ctx->data_end;
 		if (data + ETH_HLEN_ + sizeof(rip) + sizeof(r) > data_end)
 			return XDP_DROP;
-		struct eth_hdr *oeth = data;
-		__builtin_memcpy(oeth->dst, eth.src, 6);
-		__builtin_memcpy(oeth->src, eth.dst, 6);
-		oeth->proto = eth.proto;
 		__builtin_memcpy(data + ETH_HLEN_, &rip, sizeof(rip));
 		__builtin_memcpy(data + ETH_HLEN_ + sizeof(rip), &r, sizeof(r));
 		syn_count(SYN_CNT_SYNACK, &p);
-		return XDP_TX;
+		return syn_send(ctx, hop, &eth, 0, &iph.saddr, sizeof(rip) + sizeof(r));
 	}
 	case SYN_K_SYNACK:
 		syn_remember(&fk);
@@ -325,7 +369,7 @@ static __always_inline int syn_ipv4(struct xdp_md *ctx)
 	}
 }
 
-static __always_inline int syn_ipv6(struct xdp_md *ctx)
+static __noinline int syn_ipv6(struct xdp_md *ctx, int hop)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -400,14 +444,10 @@ static __always_inline int syn_ipv6(struct xdp_md *ctx)
 		data_end = (void *)(long)ctx->data_end;
 		if (data + ETH_HLEN_ + sizeof(rip) + sizeof(r) > data_end)
 			return XDP_DROP;
-		struct eth_hdr *oeth = data;
-		__builtin_memcpy(oeth->dst, eth.src, 6);
-		__builtin_memcpy(oeth->src, eth.dst, 6);
-		oeth->proto = eth.proto;
 		__builtin_memcpy(data + ETH_HLEN_, &rip, sizeof(rip));
 		__builtin_memcpy(data + ETH_HLEN_ + sizeof(rip), &r, sizeof(r));
 		syn_count(SYN_CNT_SYNACK, &p);
-		return XDP_TX;
+		return syn_send(ctx, hop, &eth, 1, &iph.saddr, sizeof(rip) + sizeof(r));
 	}
 	case SYN_K_SYNACK:
 		syn_remember(&fk);
@@ -430,8 +470,9 @@ static __always_inline int syn_ipv6(struct xdp_md *ctx)
 	}
 }
 
-/* The stage: XDP_TX a cookie SYN-ACK, XDP_DROP an ACK without a valid cookie, or -1 = go on. */
-static __always_inline int stage_syncookie(struct xdp_md *ctx)
+/* The stage: XDP_TX a cookie SYN-ACK, XDP_DROP an ACK without a valid cookie, or -1 = go on.
+ * `hop`: whether a peer forwarded the packet (stage_steer), which decides where the answer goes. */
+static __noinline int stage_syncookie(struct xdp_md *ctx, int hop)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -439,9 +480,9 @@ static __always_inline int stage_syncookie(struct xdp_md *ctx)
 	if ((void *)(eth + 1) > data_end)
 		return -1;
 	if (eth->proto == bpf_htons(ETH_P_IP_))
-		return syn_ipv4(ctx);
+		return syn_ipv4(ctx, hop);
 	if (eth->proto == bpf_htons(ETH_P_IPV6_))
-		return syn_ipv6(ctx);
+		return syn_ipv6(ctx, hop);
 	return -1;
 }
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /* The XDP program on every server uplink. Stages, in order (DESIGN §1):
- *   [1] volumetric DoS drop / rate limit        (to come)
+ *   [1] volumetric DoS drop / rate limit        (dos.h; sampling for detection in sample.h)
  *   [2] steering to the flow's owner             (steer.h: Maglev + GUE, Unimog's daisy chain)
+ *   [2b] SYN cookies for protected tenants       (syncookie.h, on the flow's owner)
  *   [3] GRE decapsulation for the anycast endpoint
  * Anything not handled here goes on to the kernel stack (XDP_PASS).
  *
@@ -119,10 +120,13 @@ int xdp_edge(struct xdp_md *ctx)
 	int v = stage_dos(ctx); /* DoS rules: XDP_DROP or -1 */
 	if (v >= 0)
 		return v;
-	v = stage_syncookie(ctx); /* SYN-flood: cookie SYN-ACK (XDP_TX), bad ACK (XDP_DROP) or -1 */
+	/* Steering before SYN cookies: a cookie is checked with the secret of the host that made
+	 * it, so a protected tenant's SYN is answered by the server its flow belongs to. */
+	int hop;
+	v = stage_steer(ctx, &hop); /* steering: forward to the flow's owner (XDP_TX/REDIRECT), decap from peers, or -1 */
 	if (v >= 0)
 		return v;
-	v = stage_steer(ctx); /* steering: forward to the flow's owner (XDP_TX/REDIRECT), decap from peers, or -1 */
+	v = stage_syncookie(ctx, hop); /* SYN-flood: cookie SYN-ACK (XDP_TX), bad ACK (XDP_DROP) or -1 */
 	if (v >= 0)
 		return v;
 	return stage_gre_decap(ctx);

@@ -133,3 +133,30 @@ test("the reconciler's plan carries the steering steps when the environment has 
   assert.ok(steerUnchanged(applied, steerOf(acmeConfig())));
   assert.ok(!steerUnchanged(applied, steerOf(withServerState('draining'))));
 });
+
+test('tenant prefixes: added with protection on (after the table, before the cfg), idempotent, deleted first when it goes off, drift repaired', async () => {
+  const doc = acmeDoc();
+  const protectedDoc = (protection: 'xdp' | 'off') => mustConfig({ ...doc, tenants: { ...doc.tenants, acme: { ...doc.tenants.acme, synFlood: { protection } } } });
+  const maps = fakeSteerMaps();
+  const on = steerOf(protectedDoc('xdp'));
+  const steps = await converge(maps, on);
+  const names = steps.map((s) => s.what.split(' ').slice(0, 3).join(' '));
+  const at = (w: string) => names.findIndex((n) => n.startsWith(w));
+  assert.ok(at('bpf steer_tenant add') > at('bpf steer_table:'), names.join('\n'));
+  assert.ok(at('bpf steer_tenant add') < at('bpf steer_cfg'), names.join('\n'));
+  assert.match(maps.dump(), new RegExp(`bpf steer_tenant ${on.tenants[0]!.replace(/\./g, '\\.')}\n`));
+  const again = await planSteer(maps, on);
+  assert.ok(again.ok);
+  assert.deepEqual([...again.value.adds, ...again.value.dels], []);
+  // Someone deletes an entry by hand: the next pass puts it back.
+  await maps.write([{ op: 'tenant-del', cidr: on.tenants[0]! }]);
+  const repair = await converge(maps, on);
+  assert.deepEqual(repair.map((s) => s.what), [`bpf steer_tenant add ${on.tenants[0]}`]);
+  // Protection off: the prefixes go, as the first delete.
+  const off = steerOf(protectedDoc('off'));
+  const p = await planSteer(maps, off);
+  assert.ok(p.ok);
+  assert.equal(p.value.dels[0]?.what, `bpf steer_tenant delete ${on.tenants.join(' ')}`);
+  await apply([...p.value.adds, ...p.value.dels]);
+  assert.doesNotMatch(maps.dump(), /steer_tenant/);
+});

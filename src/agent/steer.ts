@@ -7,8 +7,10 @@
  * Order of the steps, and why:
  *  1. peers, egress owners, slices, table buckets: everything a service or egress address
  *     will be looked up in is in place before the address is;
- *  2. steer_svc additions and steer_cfg (enabling, or a new self address) last among the adds;
- *  3. deletes: services first (their flows stop being steered), then slices, egress, peers.
+ *  2. steer_svc and steer_tenant additions and steer_cfg (enabling, or a new self address) last
+ *     among the adds;
+ *  3. deletes: services and tenant prefixes first (their flows stop being steered), then slices,
+ *     egress, peers.
  * Each step is one bpftool process whatever its size (the table is one batch of the changed
  * buckets, at most 65,537).
  */
@@ -70,12 +72,18 @@ export async function planSteer(api: SteerMapsApi, d: DesiredSteer): Promise<R<{
   const haveSvc = new Set(have.services);
   const newSvc = d.services.filter((s) => !haveSvc.has(s));
   if (newSvc.length) step(adds, 'create', 'anycast.services', `bpf steer_svc add ${newSvc.join(' ')}`, newSvc.map((ip) => ({ op: 'svc-put', ip })));
+  const haveTenants = new Set(have.tenants);
+  const newTenants = d.tenants.filter((c) => !haveTenants.has(c));
+  if (newTenants.length) step(adds, 'create', 'tenants', `bpf steer_tenant add ${newTenants.join(' ')}`, newTenants.map((cidr) => ({ op: 'tenant-put', cidr })));
 
   if (cfgText(have.cfg) !== cfgText(d.cfg)) step(adds, have.cfg.self === null ? 'create' : 'update', `dcs/${dc}/servers/${d.server.split('/')[1]}`, `bpf steer_cfg ${cfgText(d.cfg)}`, [{ op: 'cfg', value: d.cfg }]);
 
   const wantSvc = new Set(d.services);
   const oldSvc = have.services.filter((s) => !wantSvc.has(s));
   if (oldSvc.length) step(dels, 'delete', 'anycast.services', `bpf steer_svc delete ${oldSvc.join(' ')}`, oldSvc.map((ip) => ({ op: 'svc-del', ip })));
+  const wantTenants = new Set(d.tenants);
+  const oldTenants = have.tenants.filter((c) => !wantTenants.has(c));
+  if (oldTenants.length) step(dels, 'delete', 'tenants', `bpf steer_tenant delete ${oldTenants.join(' ')}`, oldTenants.map((cidr) => ({ op: 'tenant-del', cidr })));
   const wantSlices = new Set(d.slices.map((s) => sliceKey(s.ip, s.slice)));
   const oldSlices = [...have.slices.keys()].filter((k) => !wantSlices.has(k)).sort();
   if (oldSlices.length)

@@ -52,3 +52,21 @@ export function flowHash(f: Flow): number {
 export function flowBucket(f: Flow, size = MAGLEV_SIZE): number {
   return flowHash(f) % size;
 }
+
+/**
+ * The hash of flows to protected tenant prefixes (bpf/steer.h `steer_sym_hash`): the same for
+ * both directions of a flow, so a client's packets and the customer host's replies (which come
+ * back through the GRE tunnel) fall in one bucket, on one server.
+ */
+export function symmetricFlowHash(f: Flow): number {
+  const s = fold(f.src);
+  const d = fold(f.dst);
+  const sp = f.sport & 0xffff;
+  const dp = f.dport & 0xffff;
+  return jhash3(Math.min(s, d), Math.max(s, d), ((Math.min(sp, dp) << 16) | Math.max(sp, dp)) >>> 0, f.proto);
+}
+
+/** The Maglev bucket of a flow to a protected tenant prefix. */
+export function symmetricFlowBucket(f: Flow, size = MAGLEV_SIZE): number {
+  return symmetricFlowHash(f) % size;
+}

@@ -91,6 +91,25 @@ test('nothing to steer: the stage is disabled; every server draining: no table, 
   assert.match(w.warnings.join('\n'), /dcs\/ams: no active server .*set at least one server's state to active/);
 });
 
+test('tenant prefixes are steered exactly while their SYN-flood protection (either mode) is on; alone they enable the stage and build the table', () => {
+  const doc = acmeDoc();
+  assert.deepEqual(must(compileSteer(mustConfig(doc), { dc: 'ams', server: 's1' })).tenants, [], 'protection is off by default');
+  const quiet = { ...doc, anycast: { ...(doc.anycast as object), services: [] }, egress: { pools: {}, assign: {} } };
+  for (const protection of ['xdp', 'synproxy'] as const) {
+    const on = { ...quiet, tenants: { ...doc.tenants, acme: { ...doc.tenants.acme, synFlood: { protection } } } };
+    const d = must(compileSteer(mustConfig(on), { dc: 'ams', server: 's1' }));
+    const acme = Object.values(doc.tenants.acme!.prefixes as Record<string, { cidr: string }>).map((p) => p.cidr);
+    assert.deepEqual(d.tenants, [...acme].sort(), protection);
+    assert.ok(d.cfg.enabled, 'steering on for the tenant alone');
+    assert.ok(d.first.every((x) => x !== NO_SERVER), 'the table is built without services');
+    assert.match(formatSteer(d), new RegExp(`\\n  tenant ${acme[0]!.replace(/\./g, '\\.')}\\n`));
+  }
+  const off = { ...quiet, tenants: { ...doc.tenants, acme: { ...doc.tenants.acme, synFlood: { protection: 'off' } } } };
+  const d = must(compileSteer(mustConfig(off), { dc: 'ams', server: 's1' }));
+  assert.deepEqual(d.tenants, []);
+  assert.equal(d.cfg.enabled, false);
+});
+
 test('errors name the object and what to do', () => {
   const r = compileSteer(acmeConfig(), { dc: 'ams', server: 's9' });
   assert.ok(!r.ok);

@@ -5,6 +5,12 @@
  * - steer_table: the DC's Maglev table (maglev.ts) over its active servers, with second choices
  *   (the draining server, or the owner without the first); each bucket holds both addresses.
  * - steer_svc: every anycast service address (`anycast.services`), IPv4 and IPv6.
+ * - steer_tenant: every prefix of every tenant whose SYN-flood protection is on (`xdp` or
+ *   `synproxy`, model/synflood.ts): both keep per-connection state on one server (the kernel's
+ *   cookie secret is per host; synproxy's sequence translation lives in that server's
+ *   conntrack), so the flow, both directions, must always reach that server — packets from the
+ *   Internet by their 5-tuple, the customer's through its GRE tunnel by the inner 5-tuple. The
+ *   same Maglev table decides, with a hash that is the same in both directions.
  * - steer_peers: every server of every DC, whose GUE packets this server accepts.
  * - steer_egress / steer_slices: every assigned egress address and who owns it
  *   (`egressOwnership`, compile/egress/ownership.ts): per port slice for IPv4, the whole address
@@ -34,7 +40,8 @@
  */
 import { err, ok, type Result } from '../lib/result.ts';
 import type { Config } from '../model/config.ts';
-import { familyOf, formatIp, mustIfAddr } from '../model/net.ts';
+import { familyOf, formatCidr, formatIp, mustCidr, mustIfAddr } from '../model/net.ts';
+import { synFloodOf } from '../model/synflood.ts';
 import type { CompileError } from './server.ts';
 import { MAGLEV_SIZE, NO_SERVER, steeringTable } from './maglev.ts';
 import { egressOwnership, type EgressOwnership } from './egress/ownership.ts';
@@ -57,6 +64,8 @@ export interface DesiredSteer {
   readonly cfg: SteerCfg;
   /** Anycast service addresses, sorted. */
   readonly services: readonly string[];
+  /** Prefixes of tenants with SYN-flood protection on (canonical CIDR), sorted. */
+  readonly tenants: readonly string[];
   /** Addresses of every fleet server, sorted. */
   readonly peers: readonly string[];
   /** The servers the table points at (this DC's active and draining ones), by index. */
@@ -91,6 +100,27 @@ function ipv4Of(addresses: readonly string[]): string | null {
   return null;
 }
 
+/**
+ * The prefixes whose flows are steered because their tenant's SYN-flood protection holds state
+ * per server, canonical and sorted. A tenant that is not active still has its prefixes steered:
+ * steering follows where state can be, and costs nothing when no packet comes.
+ */
+export function statefulTenantPrefixes(config: Config): string[] {
+  const out = new Set<string>();
+  for (const t of Object.values(config.tenants)) {
+    if (synFloodOf(t).protection === 'off') continue;
+    for (const p of Object.values(t.prefixes)) out.add(formatCidr(mustCidr(p.cidr)));
+  }
+  return [...out].sort(compareCidrText);
+}
+
+/** Addresses in numeric order within a family, IPv4 first; then by length. */
+function compareCidrText(a: string, b: string): number {
+  const x = mustCidr(a);
+  const y = mustCidr(b);
+  return x.family - y.family || (x.start < y.start ? -1 : x.start > y.start ? 1 : 0) || x.len - y.len;
+}
+
 /** Compiles `where`'s steering maps. */
 export function compileSteer(config: Config, where: { readonly dc: string; readonly server: string }, opts: SteerOptions = {}): Result<DesiredSteer, CompileError> {
   const id = `${where.dc}/${where.server}`;
@@ -107,8 +137,9 @@ export function compileSteer(config: Config, where: { readonly dc: string; reado
     owned = e.value;
   }
   const services = [...config.anycast.services].sort();
+  const tenants = statefulTenantPrefixes(config);
   const warnings: string[] = [];
-  const needed = services.length > 0 || owned.length > 0;
+  const needed = services.length > 0 || owned.length > 0 || tenants.length > 0;
 
   // Addresses of every server of the fleet: peers, table owners and egress owners.
   const addressOf = new Map<string, string>();
@@ -131,13 +162,13 @@ export function compileSteer(config: Config, where: { readonly dc: string; reado
   let owners: SteerOwner[] = [];
   let first: Int32Array = new Int32Array(MAGLEV_SIZE).fill(NO_SERVER);
   let second: Int32Array = new Int32Array(MAGLEV_SIZE).fill(NO_SERVER);
-  if (services.length > 0) {
+  if (services.length > 0 || tenants.length > 0) {
     const t = steeringTable(inDc, MAGLEV_SIZE, `dcs/${where.dc}`);
     if (t.ok) {
       owners = t.value.servers.map((s) => ({ id: `${where.dc}/${s}`, address: addressOf.get(`${where.dc}/${s}`) as string }));
       first = t.value.first;
       second = t.value.second;
-    } else warnings.push(`${t.error.path}: ${t.error.message}; until then every server of ${where.dc} serves the service flows it receives`);
+    } else warnings.push(`${t.error.path}: ${t.error.message}; until then every server of ${where.dc} serves the service and protected tenant flows it receives`);
   }
 
   const egress: Array<{ ip: string; entry: EgressEntry }> = [];
@@ -170,6 +201,7 @@ export function compileSteer(config: Config, where: { readonly dc: string; reado
     server: id,
     cfg: { self, port: STEER_PORT, enabled: needed && self !== null },
     services,
+    tenants,
     peers: [...new Set(addressOf.values())].sort(byIp),
     owners,
     first,
@@ -187,6 +219,7 @@ export function compileSteer(config: Config, where: { readonly dc: string; reado
 export function formatSteer(d: DesiredSteer): string {
   const lines = [`steer ${d.server}: self ${d.cfg.self ?? '-'} port ${d.cfg.port} ${d.cfg.enabled ? 'enabled' : 'disabled'}`];
   for (const s of d.services) lines.push(`  service ${s}`);
+  for (const c of d.tenants) lines.push(`  tenant ${c}`);
   for (const p of d.peers) lines.push(`  peer ${p}`);
   const pairs = new Map<string, number>();
   const name = (i: number) => (i === NO_SERVER ? '-' : `${d.owners[i]?.id} ${d.owners[i]?.address}`);

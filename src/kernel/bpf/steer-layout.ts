@@ -5,6 +5,7 @@
  */
 import { ipv4Bytes, ipv6Bytes, formatIpv4Addr, formatIpv6Addr } from '../../wire/addr.ts';
 import type { StructSpec } from './layout.ts';
+import { formatIp, mustCidr } from '../../model/net.ts';
 
 /** struct steer_cfg: steer_cfg[0]. The port is in network order (written by hand below). */
 export const STEER_CFG: StructSpec = {
@@ -53,6 +54,9 @@ export const STEER_SLICE_KEY: StructSpec = {
 /** The structs with only fixed-width fields, compared field by field with BTF. */
 export const STEER_STRUCTS: readonly StructSpec[] = [STEER_CFG, STEER_BUCKET, STEER_EGRESS, STEER_SLICE_KEY];
 
+/** struct steer_tenant_key (LPM-trie key of steer_tenant): a u32 prefix length, then a steer_ip. */
+export const STEER_TENANT_KEY_SIZE = 20;
+
 /** struct steer_ip is one 16-byte array: compared by size. */
 export const STEER_IP_SIZE = 16;
 
@@ -76,13 +80,19 @@ export const STEER_COUNTERS = [
   'egress_unowned',
   'no_route',
   'via_stack',
+  'tenant_local',
+  'tenant_forward',
+  'tenant_forward_second',
+  'tunnel_local',
+  'tunnel_forward',
+  'tunnel_forward_second',
 ] as const;
 
 /** A steer_cnt counter name. */
 export type SteerCounterName = (typeof STEER_COUNTERS)[number];
 
 /** The maps of the steering stage, pinned with the edge's other maps (loader.ts pinmaps). */
-export const STEER_MAPS = ['steer_cfg', 'steer_table', 'steer_svc', 'steer_peers', 'steer_egress', 'steer_slices', 'steer_cnt'] as const;
+export const STEER_MAPS = ['steer_cfg', 'steer_table', 'steer_svc', 'steer_peers', 'steer_egress', 'steer_slices', 'steer_tenant', 'steer_cnt'] as const;
 export type SteerMapName = (typeof STEER_MAPS)[number];
 
 const LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -195,4 +205,23 @@ export function encodeSliceKey(ip: string, slice: number): Buffer {
 
 export function decodeSliceKey(b: Buffer): { ip: string; slice: number } {
   return { ip: readAddr4(b, 0) ?? '0.0.0.0', slice: readHostU32(b, 4) };
+}
+
+/**
+ * steer_tenant's key for a prefix: its length counted over struct steer_ip (IPv4 + 96, as the
+ * address is ::ffff:a.b.c.d), in host order as the LPM trie wants it, then the address.
+ */
+export function encodeTenantKey(cidr: string): Buffer {
+  const c = mustCidr(cidr);
+  const b = Buffer.alloc(STEER_TENANT_KEY_SIZE);
+  hostU32(c.family === 4 ? c.len + 96 : c.len).copy(b, 0);
+  steerIp(formatIp({ family: c.family, value: c.start })).copy(b, 4);
+  return b;
+}
+
+/** A steer_tenant key back to canonical CIDR text. */
+export function decodeTenantKey(b: Buffer): string {
+  const len = readHostU32(b, 0);
+  const ip = readSteerIp(b.subarray(4, 20));
+  return `${ip}/${ip.includes(':') ? len : len - 96}`;
 }

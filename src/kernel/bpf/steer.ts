@@ -16,10 +16,12 @@ import {
   decodeCfg,
   decodeEgress,
   decodeSliceKey,
+  decodeTenantKey,
   encodeBucket,
   encodeCfg,
   encodeEgress,
   encodeSliceKey,
+  encodeTenantKey,
   hostU32,
   addr4,
   readAddr4,
@@ -47,6 +49,8 @@ export interface SteerState {
   readonly egress: ReadonlyMap<string, EgressEntry>;
   /** `ip/slice` → owning server's address. */
   readonly slices: ReadonlyMap<string, string>;
+  /** Tenant prefixes whose flows are steered (canonical CIDR text), sorted. */
+  readonly tenants: readonly string[];
 }
 
 /** One change to the steering maps. */
@@ -54,6 +58,7 @@ export type SteerWrite =
   | { readonly op: 'cfg'; readonly value: SteerCfg }
   | { readonly op: 'bucket'; readonly index: number; readonly value: Bucket }
   | { readonly op: 'svc-put' | 'svc-del' | 'peer-put' | 'peer-del' | 'egress-del'; readonly ip: string }
+  | { readonly op: 'tenant-put' | 'tenant-del'; readonly cidr: string }
   | { readonly op: 'egress-put'; readonly ip: string; readonly value: EgressEntry }
   | { readonly op: 'slice-put'; readonly ip: string; readonly slice: number; readonly server: string }
   | { readonly op: 'slice-del'; readonly ip: string; readonly slice: number };
@@ -120,6 +125,10 @@ function batchLine(paths: Record<SteerMapName, string>, w: SteerWrite): string {
       return upd('steer_slices', encodeSliceKey(w.ip, w.slice), addr4(w.server));
     case 'slice-del':
       return del('steer_slices', encodeSliceKey(w.ip, w.slice));
+    case 'tenant-put':
+      return upd('steer_tenant', encodeTenantKey(w.cidr), one);
+    case 'tenant-del':
+      return del('steer_tenant', encodeTenantKey(w.cidr));
   }
 }
 
@@ -180,16 +189,17 @@ export function linuxSteerMaps(pins: Pick<EdgePins, 'root'>, opts: { tableReread
   return {
     async read() {
       const fresh = cache !== null && performance.now() - cache.at < rereadMs;
-      const [cfgRows, tableRows, svc, peers, egress, slices] = await Promise.all([
+      const [cfgRows, tableRows, svc, peers, egress, slices, tenants] = await Promise.all([
         dump('steer_cfg'),
         fresh ? Promise.resolve(ok(cache?.table as Bucket[])) : readTable(paths.steer_table),
         dump('steer_svc'),
         dump('steer_peers'),
         dump('steer_egress'),
         dump('steer_slices'),
+        dump('steer_tenant'),
       ]);
-      for (const r of [cfgRows, tableRows, svc, peers, egress, slices]) if (!r.ok) return r;
-      if (!cfgRows.ok || !tableRows.ok || !svc.ok || !peers.ok || !egress.ok || !slices.ok) throw new Error('unreachable');
+      for (const r of [cfgRows, tableRows, svc, peers, egress, slices, tenants]) if (!r.ok) return r;
+      if (!cfgRows.ok || !tableRows.ok || !svc.ok || !peers.ok || !egress.ok || !slices.ok || !tenants.ok) throw new Error('unreachable');
       const cfgRow = cfgRows.value[0];
       if (!fresh) cache = { table: tableRows.value, at: performance.now() };
       const table = [...tableRows.value];
@@ -211,6 +221,7 @@ export function linuxSteerMaps(pins: Pick<EdgePins, 'root'>, opts: { tableReread
         peers: peers.value.map((r) => readAddr4(r.key) ?? '0.0.0.0').sort(),
         egress: eg,
         slices: sl,
+        tenants: tenants.value.map((r) => decodeTenantKey(r.key)).sort(),
       });
     },
     async write(writes) {
@@ -270,6 +281,7 @@ export function fakeSteerMaps(): FakeSteerMaps {
   const peers = new Set<string>();
   const egress = new Map<string, EgressEntry>();
   const slices = new Map<string, string>();
+  const tenants = new Set<string>();
   const counters = Object.fromEntries(STEER_COUNTERS.map((n) => [n, 0n])) as Record<SteerCounterName, bigint>;
   let writes = 0;
   return {
@@ -277,7 +289,7 @@ export function fakeSteerMaps(): FakeSteerMaps {
       return writes;
     },
     async read() {
-      return ok({ cfg: { ...cfg }, table: [...table], services: [...services].sort(), peers: [...peers].sort(), egress: new Map(egress), slices: new Map(slices) });
+      return ok({ cfg: { ...cfg }, table: [...table], services: [...services].sort(), peers: [...peers].sort(), egress: new Map(egress), slices: new Map(slices), tenants: [...tenants].sort() });
     },
     async write(ws) {
       writes++;
@@ -315,6 +327,12 @@ export function fakeSteerMaps(): FakeSteerMaps {
           case 'slice-del':
             slices.delete(sliceKey(w.ip, w.slice));
             break;
+          case 'tenant-put':
+            tenants.add(w.cidr);
+            break;
+          case 'tenant-del':
+            tenants.delete(w.cidr);
+            break;
         }
       }
       return ok(undefined);
@@ -335,6 +353,7 @@ export function fakeSteerMaps(): FakeSteerMaps {
         ...[...peers].sort().map((p) => `bpf steer_peers ${p}`),
         ...[...egress.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([ip, e]) => `bpf steer_egress ${ip}: ${egressText(e)}`),
         ...[...slices.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, s]) => `bpf steer_slices ${k}: ${s}`),
+        ...[...tenants].sort().map((c) => `bpf steer_tenant ${c}`),
       ];
       return lines.join('\n') + '\n';
     },
