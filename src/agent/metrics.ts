@@ -32,6 +32,7 @@ import type { ReconcileEnv } from './reconcile.ts';
 import { DetectMetrics } from './detect-metrics.ts';
 import { registerDosMetrics } from './dos-metrics.ts';
 import { registerSteerMetrics } from './steer-metrics.ts';
+import { registerSynMetrics } from './syn-metrics.ts';
 
 export type { ScrapeError } from './metrics-read.ts';
 export { KERNEL_COUNTERS } from './metrics-read.ts';
@@ -92,6 +93,7 @@ export class AgentMetrics {
     const registers = [this.registry];
     registerDosMetrics(this.registry, () => src.env);
     registerSteerMetrics(this.registry, () => src.env);
+    registerSynMetrics(this.registry, () => src.env, () => src.desired());
 
     this.reconcileDuration = new Histogram({
       name: 'anyedge_reconcile_duration_seconds',

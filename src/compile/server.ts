@@ -450,7 +450,8 @@ export function compileServer(config: Config, where: { dc: string; server: strin
       }
     }
     // SYN-flood protection (compile/firewall/synproxy.ts): its own table, and XDP map entries.
-    const syn = compileTenantSynFlood(tid, t, tenantIds.indexOf(tid) + 1, { uplink: names.wireTenant, table: `${P}syn` });
+    // Its counter index is the agent's choice (agent/syncookie.ts), stable across other tenants' changes.
+    const syn = compileTenantSynFlood(tid, t, { uplink: names.wireTenant, table: `${P}syn` });
     if (syn.batch) out.nft.push({ path: `${tp}/synFlood`, ns, table: { family: 'inet', name: `${P}syn` }, batch: syn.batch as unknown as NftJson });
     synPrefixes.push(...syn.prefixes);
   }

@@ -132,11 +132,15 @@ export function compileSynproxy(s: SynFlood, opts: SynproxyOptions): NftJson {
 export interface DesiredSynPrefix {
   /** Config path: `tenants/<t>/prefixes/<p>`. */
   readonly path: string;
+  /**
+   * The tenant id. Not its counter index: the index (syn_tenant_cnt) is chosen by the agent from
+   * what the maps already hold (agent/syncookie.ts), so that a tenant keeps it while it stays
+   * protected whatever other tenants come and go — something a pure compile cannot know.
+   */
+  readonly tenant: string;
   readonly cidr: string;
   /** MSS of the cookie SYN-ACK for this prefix's family. */
   readonly mss: number;
-  /** Index of the tenant's XDP counters (syn_tenant_cnt). */
-  readonly tenantIdx: number;
 }
 
 /** What one tenant's synFlood setting adds to a server. */
@@ -149,13 +153,12 @@ export interface TenantSynFlood {
 
 /**
  * A tenant's SYN-flood pieces for compile/server.ts: the nftables table (both modes) and, in
- * `xdp` mode, one XDP map entry per prefix. `tenantIdx` must be unique per server and below the
- * XDP stage's SYN_MAX_TENANTS (65536); the caller numbers tenants in its own stable order.
+ * `xdp` mode, one XDP map entry per prefix. Depends on this tenant alone, so another tenant's
+ * change never changes these.
  */
 export function compileTenantSynFlood(
   tid: string,
   tenant: { readonly synFlood?: SynFlood | undefined; readonly prefixes: Readonly<Record<string, { readonly cidr: string }>> },
-  tenantIdx: number,
   opts: { readonly uplink: string; readonly table: string },
 ): TenantSynFlood {
   const s = tenant.synFlood;
@@ -165,6 +168,6 @@ export function compileTenantSynFlood(
   if (s.protection !== 'xdp') return { batch, prefixes: [] };
   return {
     batch,
-    prefixes: entries.map(([pid, p]) => ({ path: `tenants/${tid}/prefixes/${pid}`, cidr: p.cidr, mss: mustCidr(p.cidr).family === 4 ? s.mss : s.mss - 20, tenantIdx })),
+    prefixes: entries.map(([pid, p]) => ({ path: `tenants/${tid}/prefixes/${pid}`, tenant: tid, cidr: p.cidr, mss: mustCidr(p.cidr).family === 4 ? s.mss : s.mss - 20 })),
   };
 }

@@ -11,10 +11,10 @@ import { buildFrame, type LayerSpec } from '../../wire/build.ts';
 import { decodeFrame, describeFrame, findLayer } from '../../wire/frame.ts';
 import { TcpFlag } from '../../wire/tcp.ts';
 import { readBtfStructs, compareLayout } from './btf.ts';
-import { progRun } from './bpftool.ts';
+import { mapLookupMany, mapUpdate, progRun } from './bpftool.ts';
 import { loadEdge, unloadEdge, type EdgePins } from './loader.ts';
 import { BPF_OBJECTS, missingObjects } from './objects.ts';
-import { SYN_KEY4, SYN_POLICY, SYN_SIZES, SynCookieMaps, decodeSynPolicy, encodeSynPolicy, synPrefixKey } from './syncookie.ts';
+import { SYN_COUNTERS, SYN_KEY4, SYN_POLICY, SYN_SIZES, SynCookieMaps, decodeSynPolicy, encodeSynPolicy, synPrefixKey } from './syncookie.ts';
 
 const XDP_DROP = 1;
 const XDP_PASS = 2;
@@ -189,6 +189,67 @@ test('protect / unprotect / read back: LPM keys and policies round-trip through 
   const bad = await maps!.protect('198.51.100.64/26', { mss: 100, tenantIdx: 0 });
   assert.ok(!bad.ok);
   assert.match(bad.error.message, /mss 100 is outside 536–9000/);
+});
+
+/** The syn_tenant_cnt keys of one tenant index (tenant_idx * SYN_CNT_MAX + counter). */
+function blockKeys(idx: number): Buffer[] {
+  return SYN_COUNTERS.map((_, i) => {
+    const k = Buffer.alloc(4);
+    k.writeUInt32LE(idx * SYN_COUNTERS.length + i, 0);
+    return k;
+  });
+}
+
+test('zeroTenantCounters zeroes every counter of one tenant block on every CPU; the neighbouring blocks and the global counters keep theirs', async (t) => {
+  if (!ready(t)) return;
+  const m = maps!;
+  // History on every CPU of blocks 5, 6 and 7 (bpftool copies the one value to each CPU).
+  const one = Buffer.alloc(8);
+  one.writeBigUInt64LE(1n, 0);
+  for (const idx of [5, 6, 7]) for (const k of blockKeys(idx)) assert.ok((await mapUpdate(m.paths.syn_tenant_cnt, k, one)).ok);
+  const cpus = await mapLookupMany(m.paths.syn_tenant_cnt, blockKeys(6));
+  assert.ok(cpus.ok);
+  const ncpu = cpus.value[0]!.perCpu!.length;
+  assert.ok(ncpu >= 1);
+  const had = await m.tenantCounters(6);
+  assert.ok(had.ok);
+  assert.equal(had.value.synack, BigInt(ncpu), 'one count on each CPU before');
+  const global = await m.counters();
+  assert.ok(global.ok);
+
+  const z = await m.zeroTenantCounters(6);
+  assert.ok(z.ok, z.ok ? '' : z.error.message);
+  const raw = await mapLookupMany(m.paths.syn_tenant_cnt, blockKeys(6));
+  assert.ok(raw.ok);
+  for (const e of raw.value) for (const v of e.perCpu ?? []) assert.equal(v.readBigUInt64LE(0), 0n, `slot ${e.key.readUInt32LE(0)}: every CPU zero`);
+  const all = await m.tenantCountersOf([5, 6, 7]);
+  assert.ok(all.ok);
+  assert.deepEqual([...all.value.keys()], [5, 6, 7]);
+  const zero = Object.fromEntries(SYN_COUNTERS.map((n) => [n, 0n]));
+  const full = Object.fromEntries(SYN_COUNTERS.map((n) => [n, BigInt(ncpu)]));
+  assert.deepEqual(all.value.get(6), zero);
+  assert.deepEqual(all.value.get(5), full, 'the block below is untouched');
+  assert.deepEqual(all.value.get(7), full, 'the block above is untouched');
+  assert.deepEqual((await m.counters()), global, 'the global counters are untouched');
+
+  const bad = await m.zeroTenantCounters(65536);
+  assert.ok(!bad.ok);
+  assert.match(bad.error.message, /tenant index 65536 is outside 0–65535/);
+});
+
+test('tenantCountersOf reads several blocks in one run, the same as tenantCounters of each', async (t) => {
+  if (!ready(t)) return;
+  const syn = frame(FAMILIES[0]!, FAMILIES[0]!.dst, { srcPort: 40010, dstPort: 21, flags: 'S', seq: 7, mss: 1460 });
+  assert.equal((await xdp(syn)).retval, XDP_TX);
+  const many = await maps!.tenantCountersOf([TENANT_IDX, 0, TENANT_IDX]);
+  assert.ok(many.ok);
+  assert.deepEqual([...many.value.keys()], [TENANT_IDX, 0], 'each index once');
+  for (const idx of [TENANT_IDX, 0]) {
+    const one = await maps!.tenantCounters(idx);
+    assert.ok(one.ok);
+    assert.deepEqual(many.value.get(idx), one.value);
+  }
+  assert.ok((many.value.get(TENANT_IDX)?.synack ?? 0n) >= 1n);
 });
 
 test('LPM keys: host-order prefix length, then the address in network order', () => {
