@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
-/* SYN-flood protection for tenant addresses, answered on the uplink (issue 6, stage after DoS).
+/* SYN-flood protection for tenant addresses, answered on the uplink (issue 6). The stage runs
+ * after steering (bpf/steer.h), on the server that owns the flow: a cookie is checked with the
+ * secret of the host that made it, so SYN and ACK must meet on one server.
  *
  * For a destination inside a protected prefix (syn_v4 / syn_v6, LPM tries filled by the agent
  * from the tenant's prefixes when its synFlood.protection is "xdp"):

@@ -15,6 +15,7 @@ import { DEFAULT_RUN_DIR } from '../lab/state.ts';
 import { FLOOD_KINDS, type FloodKind } from '../lab/attack-flood.ts';
 import { labAttack } from '../lab/attack.ts';
 import { SYN_MITIGATIONS, type SynMitigation } from '../lab/attack-mitigation.ts';
+import { SYN_FLOOD_RECOMMENDED } from '../model/synflood.ts';
 import { formatAttack } from '../lab/attack-report.ts';
 
 /** Flags of `lab attack`. */
@@ -31,14 +32,12 @@ export interface AttackFlags {
 }
 
 /**
- * How a SYN flood is mitigated unless --syn-mitigation says otherwise: the per-source SYN rate
- * limit, which works in every lab. The tenant's SYN-flood protection (xdp, synproxy) reaches
- * 100 % of the legitimate connections in a lab with one server (1×1), but about 95 % with two
- * servers per DC: synproxy's state is on the server that proxied the connection and the host's
- * replies come back through the tunnel to whichever server the anycast route picks
- * (model/synflood.ts). The default lab has three servers per DC, so xdp is not the default yet.
+ * How a SYN flood is mitigated unless --syn-mitigation says otherwise: the tenant's SYN-flood
+ * protection in XDP (cookie SYN-ACKs from the uplink; SYN_FLOOD_RECOMMENDED, bench/RESULTS.md).
+ * Steering keeps each protected flow, both directions, on one server of the DC, so it holds
+ * with any number of servers per DC (lab/attack.linux.test.ts: 2 × 2 lab, ≥ 99 %).
  */
-export const DEFAULT_SYN_MITIGATION: SynMitigation = 'rate-limit';
+export const DEFAULT_SYN_MITIGATION: SynMitigation = SYN_FLOOD_RECOMMENDED;
 
 /** Defaults: 10 s at 10,000 pps, about what hping3 reaches on the lab's two cores. */
 export const ATTACK_DEFAULTS = { seconds: 10, pps: 10_000 } as const;

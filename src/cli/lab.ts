@@ -244,7 +244,7 @@ export function registerLabCommand(program: Command, io: Io, done: (code: number
     .option('--pps <n>', `packets per second asked of hping3 (default ${ATTACK_DEFAULTS.pps})`)
     .option('--from <eyeball>', 'the attacking eyeball (default: another city landing in the legitimate client\'s DC, if any)')
     .option('--legit <eyeball>', 'the legitimate client\'s eyeball (default: the first city\'s)')
-    .option('--syn-mitigation <how>', 'syn: rate-limit (default: a DoS rule per source), xdp (the tenant\'s SYN cookies in XDP) or synproxy (nftables in the tenant namespace)')
+    .option('--syn-mitigation <how>', 'syn: xdp (default: the tenant\'s SYN cookies in XDP), synproxy (nftables in the tenant namespace) or rate-limit (a DoS rule per source)')
     .option('--keep-rule', 'leave the mitigation in the store (a DoS rule expires after 10 minutes)')
     .option('--json', 'print the report as JSON')
     .action(async (kind: string, o: AttackFlags) => done(await runLabAttack(kind, o, io)));

@@ -8,14 +8,16 @@
  *   XDP, a legitimate client opening a few connections a second never comes near its own bucket;
  * - SYN flood, `xdp` or `synproxy`: the tenant's SYN-flood protection
  *   (`tenants/<t>.synFlood.protection`): SYNs answered with SYN cookies by XDP on the uplink
- *   (XDP_TX), or by nftables' synproxy in the tenant namespace (end to end only with one server
- *   per DC answering the tenant: see DEFAULT_SYN_MITIGATION in cli/lab-attack.ts).
+ *   (XDP_TX), or by nftables' synproxy in the tenant namespace; steering keeps each protected
+ *   flow on one server of the DC, so either holds with any number of servers. `xdp` is the
+ *   default (SYN_FLOOD_RECOMMENDED).
  * DoS rules carry an expiry, so one left behind by a killed run stops being enforced by itself.
  */
 import { err, ok, type Result } from '../lib/result.ts';
 import type { LabError } from './errors.ts';
 import { waitApplied, type LabApi } from './api.ts';
 import { UDP_SIGNATURE, type FloodKind } from './attack-flood.ts';
+import { SYN_FLOOD_RECOMMENDED } from '../model/synflood.ts';
 
 /** The DoS rule id of each flood's mitigation rule. */
 export const MITIGATION_RULE_ID: Readonly<Record<FloodKind, string>> = { syn: 'lab-attack-syn', udp: 'lab-attack-udp' };
@@ -95,7 +97,7 @@ async function written(api: LabApi, what: string, r: { status: number; body: unk
 }
 
 /** Installs the mitigation of a `kind` flood (`syn`: by `syn`) and waits until every server applied it. */
-export async function installMitigation(api: LabApi, kind: FloodKind, t: AttackTarget, now: Date, syn: SynMitigation = 'rate-limit'): Promise<Result<Mitigation, LabError>> {
+export async function installMitigation(api: LabApi, kind: FloodKind, t: AttackTarget, now: Date, syn: SynMitigation = SYN_FLOOD_RECOMMENDED): Promise<Result<Mitigation, LabError>> {
   if (kind === 'udp' || syn === 'rate-limit') {
     const ruleId = MITIGATION_RULE_ID[kind];
     const body = mitigationRule(kind, t, now);

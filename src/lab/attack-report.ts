@@ -41,7 +41,7 @@ export interface AttackReport {
 export interface Verdict {
   readonly ok: boolean;
   readonly successRate: number;
-  /** (XDP drops + XDP_TX) / packets hping3 sent. */
+  /** (XDP drops + cookie SYN-ACKs from XDP) / packets hping3 sent. */
   readonly xdpShare: number;
   readonly problems: readonly string[];
 }
@@ -53,7 +53,8 @@ export interface Verdict {
 export function judge(flood: FloodResult, client: LegitResult, totals: AttackTotals, inXdp = true): Verdict {
   const problems: string[] = [];
   const rate = successRate(client);
-  const stopped = totals.xdpDrops + totals.xdpTx;
+  // XDP_TX alone is not a measure: steering's forwards to a flow's server are XDP_TX too.
+  const stopped = totals.xdpDrops + totals.synAnswered;
   const share = flood.transmitted === 0 ? 0 : stopped / flood.transmitted;
   if (client.short.attempted === 0) problems.push('the legitimate client opened no connection');
   if (rate < GOAL_SUCCESS_RATE)
@@ -87,7 +88,8 @@ export function formatAttack(r: AttackReport): string {
     `  legitimate client ${r.legit.eyeball} (${r.legit.ip}, lands in ${r.legit.dc}), ${c.seconds.toFixed(1)} s:`,
     `    new connections: ${c.short.echoed}/${c.short.attempted} echoed (${pct(r.verdict.successRate)})${Object.keys(c.short.failures).length ? `, failures ${JSON.stringify(c.short.failures)}` : ''}; connect→echo p50 ${c.short.p50Ms} ms, p99 ${c.short.p99Ms} ms, max ${c.short.maxMs} ms`,
     `    long connection: ${c.long.survived ? 'survived' : `BROKEN (${c.long.error ?? 'lines missing'})`}, ${c.long.echoed}/${c.long.sent} lines echoed, slowest ${c.long.maxRttMs} ms`,
-    `  XDP on the servers' uplinks: ${t.xdpDrops} dropped, ${t.xdpTx} answered (XDP_TX), of ${t.xdpPackets} seen = ${pct(r.verdict.xdpShare)} of the flood stopped in XDP`,
+    `  XDP on the servers' uplinks: ${t.xdpDrops} dropped, ${t.synAnswered} SYNs answered with a cookie, of ${t.xdpPackets} seen = ${pct(r.verdict.xdpShare)} of the flood stopped in XDP`,
+    `    steering: ${t.forwarded} packets forwarded to their flow's server; XDP_TX in all ${t.xdpTx}`,
     `    drops by server: ${Object.entries(t.dropsByServer).map(([s, n]) => `${s} ${n}`).join(', ') || 'none'}`,
     ...(r.mitigation.undo.kind === 'delete-rule' ? [`    DoS rule ${r.mitigation.undo.ruleId}'s counters, all servers: ${t.rule.packets} matched, ${t.rule.dropped} dropped`] : []),
     `    xdp_edge counters: ${Object.entries(t.edge).map(([k, v]) => `${k} +${v}`).join(', ') || 'none moved'}`,

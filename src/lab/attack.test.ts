@@ -86,9 +86,11 @@ function client(echoed: number, attempted: number, survived = true): LegitResult
 
 test('judge: 99 % of new connections, the long connection, 90 % of the flood in XDP', () => {
   const flood = { kind: 'udp' as const, transmitted: 1000, received: 0, seconds: 1, pps: 1000 };
-  const totals = (drops: number, tx = 0) => ({ xdpPackets: drops + tx + 50, xdpDrops: drops, xdpTx: tx, edge: {}, dropsByServer: {}, rule: { packets: drops, dropped: drops } });
+  const totals = (drops: number, answered = 0, forwarded = 0) => ({ xdpPackets: drops + answered + forwarded + 50, xdpDrops: drops, xdpTx: answered + forwarded, synAnswered: answered, forwarded, edge: {}, dropsByServer: {}, rule: { packets: drops, dropped: drops } });
   assert.deepEqual(judge(flood, client(99, 100), totals(950)).problems, []);
-  assert.ok(judge(flood, client(99, 100), totals(400, 500)).ok, 'XDP_TX (cookie SYN-ACKs) counts as stopped in XDP');
+  assert.ok(judge(flood, client(99, 100), totals(400, 500)).ok, 'cookie SYN-ACKs count as stopped in XDP');
+  // Steering's forwards are XDP_TX too, but the flood goes on to another server: not stopped.
+  assert.match(judge(flood, client(99, 100), totals(400, 0, 600)).problems[0]!, /XDP stopped 400 of the 1000/);
   const low = judge(flood, client(98, 100), totals(950));
   assert.ok(!low.ok);
   assert.match(low.problems[0]!, /legitimate success rate 98.0 % is below 99.0 %: 98\/100 echoed/);
@@ -164,12 +166,12 @@ test('installMitigation: a DoS rule for UDP and rate-limit, the tenant\'s synFlo
 
 test('attackDelta and attackTotals: what moved per server, summed; unmoved edge counters left out', () => {
   const at = (node: string, drops: number, tx: number, decap: number, rule: number): ServerAttackCounters => ({
-    node, dc: node.slice(0, 3), xdp: { packets: drops + tx + 10, drops, tx, redirects: 0 }, edge: { gre_decap: decap, gre_no_tunnel: 1 }, rule: { packets: rule, dropped: rule },
+    node, dc: node.slice(0, 3), xdp: { packets: drops + tx + 10, drops, tx, redirects: 0 }, edge: { gre_decap: decap, gre_no_tunnel: 1 }, rule: { packets: rule, dropped: rule }, synAnswered: tx, forwarded: 2 * decap,
   });
   const before = [at('ams-s1', 5, 0, 100, 0), at('ams-s2', 0, 0, 50, 0)];
   const after = [at('ams-s1', 1005, 3, 110, 1000), at('ams-s2', 700, 0, 50, 698)];
   const d = attackDelta(before, after);
-  assert.deepEqual(d[0], { node: 'ams-s1', dc: 'ams', xdp: { packets: 1003, drops: 1000, tx: 3, redirects: 0 }, edge: { gre_decap: 10 }, rule: { packets: 1000, dropped: 1000 } });
+  assert.deepEqual(d[0], { node: 'ams-s1', dc: 'ams', xdp: { packets: 1003, drops: 1000, tx: 3, redirects: 0 }, edge: { gre_decap: 10 }, rule: { packets: 1000, dropped: 1000 }, synAnswered: 3, forwarded: 20 });
   const t = attackTotals(d);
-  assert.deepEqual(t, { xdpPackets: 1703, xdpDrops: 1700, xdpTx: 3, edge: { gre_decap: 10 }, dropsByServer: { 'ams-s1': 1000, 'ams-s2': 700 }, rule: { packets: 1698, dropped: 1698 } });
+  assert.deepEqual(t, { xdpPackets: 1703, xdpDrops: 1700, xdpTx: 3, synAnswered: 3, forwarded: 20, edge: { gre_decap: 10 }, dropsByServer: { 'ams-s1': 1000, 'ams-s2': 700 }, rule: { packets: 1698, dropped: 1698 } });
 });

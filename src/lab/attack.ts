@@ -46,7 +46,7 @@ export interface AttackOptions {
   readonly from?: string;
   /** The legitimate client's eyeball (default: the first city's). */
   readonly legit?: string;
-  /** How a SYN flood is mitigated (default rate-limit; xdp and synproxy set the tenant's SYN-flood protection). */
+  /** How a SYN flood is mitigated (default xdp; xdp and synproxy set the tenant's SYN-flood protection, rate-limit adds a DoS rule). */
   readonly syn?: SynMitigation;
   /** Leave the mitigation in the store (a DoS rule still expires). */
   readonly keepRule?: boolean;
@@ -103,7 +103,7 @@ export async function labAttack(o: AttackOptions): Promise<Result<AttackReport, 
     if (!started.ok) return started;
     api = started.value;
     log(`REST API ${api.url}; installing the mitigation of a ${o.kind} flood to ${target.host}:${target.port}`);
-    const m = await installMitigation(api, o.kind, target, new Date(), o.syn ?? 'rate-limit');
+    const m = await installMitigation(api, o.kind, target, new Date(), o.syn);
     if (!m.ok) return m;
     mitigation = m.value;
     log(`${mitigation.what} at revision ${mitigation.revision}, applied on every server in ${mitigation.appliedSeconds.toFixed(2)} s`);

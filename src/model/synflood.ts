@@ -9,20 +9,23 @@
  *   dropped there too. The ACK leg still goes through the namespace's synproxy.
  * - `synproxy`: nftables' synproxy in the tenant namespace answers both legs.
  *
- * Both keep per-connection state on the server that did the handshake (synproxy translates
- * sequence numbers for the connection's whole life), so both need the connection's packets in
- * both directions on that server. The customer host's replies come back through its GRE tunnel to
- * whichever server the customer router's anycast route picks, and tenant flows are not steered
- * to the server holding the state (stage_steer steers anycast services and egress addresses
- * only). Measured in the lab (`anyedge lab attack syn --syn-mitigation xdp|synproxy`,
- * lab/attack.linux.test.ts): with one server (1 DC × 1 server) 100 % of the legitimate
- * connections; with two servers per DC about 95 % — for each stalled one tcpdump shows the
- * client's ACK and the proxied SYN on ams-s2 and the host's SYN-ACK arriving on ams-s1, which
- * passes it to the client unproxied (the host's retransmissions pick a server again, so some
- * complete seconds later). So protection works end to end only where one server per DC answers
- * the tenant, until tenant flows are steered (issue 7's steering, both directions) or synproxy
- * state is shared. That is why protection is opt-in (`off` by default) and, once on, `xdp` is
- * what bench/synflood.bench.ts measured as better (see bench/RESULTS.md).
+ * Both keep per-connection state on the server that did the handshake (the kernel's cookie
+ * secret is per host; synproxy translates sequence numbers for the connection's whole life in
+ * that server's conntrack), so both need the connection's packets in both directions on that
+ * server. The customer host's replies come back through its GRE tunnel to whichever server the
+ * customer router's anycast route picks, so the prefixes of a protected tenant are steered
+ * (compile/steer.ts steer_tenant, bpf/steer.h): the client's packets by their 5-tuple, the
+ * tunnel's packets by the inner 5-tuple, with a hash that is the same in both directions, all to
+ * the bucket's server of the DC's Maglev table; the SYN stage runs on that server, after
+ * steering. Measured in the lab (`anyedge lab attack syn --syn-mitigation xdp|synproxy`,
+ * lab/attack.linux.test.ts, 2 DCs × 2 servers): ≥ 99 % of the legitimate connections in both
+ * modes; before steering covered tenants, about 5 % stalled (tcpdump: the client's ACK and the
+ * proxied SYN on ams-s2, the host's SYN-ACK on ams-s1). What steering cannot do: share state
+ * between DCs, so the customer's tunnel must land in the DC its clients' traffic lands in (as
+ * it does when both follow the nearest DC). Protection stays opt-in (`off` by default): it adds
+ * that per-server state and the forwarding (half the packets in a 2-server DC cross to the
+ * other server); once on, `xdp` is what bench/synflood.bench.ts measured as better (see
+ * bench/RESULTS.md).
  *
  * The tunnel devices have TX checksum offload off (kernel/txcsum.ts): before, synproxy's SYN to
  * the host left with a partial checksum, lost on the XDP decapsulation, and every protected
