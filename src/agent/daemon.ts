@@ -34,7 +34,7 @@ import { formatIssue } from '../model/issue.ts';
 import { statusKey, type ServerStatus, type TunnelStatus } from '../model/status.ts';
 import type { ConfigStore, JsonValue, StoreError, Watch, WatchBatch } from '../store/types.ts';
 import { apply, nftOnlySteps, plan, type ReconcileEnv } from './reconcile.ts';
-import { rememberSteer, steerInput, steerUnchanged } from './steer.ts';
+import { rememberSteer, steerInputOffThread, steerUnchanged } from './steer.ts';
 import { dosPass } from './dos-daemon.ts';
 import { formatDosErrors } from './dos-reconcile.ts';
 import { HealthMonitor, type Prober, type TunnelState } from './health.ts';
@@ -550,7 +550,10 @@ export class Agent {
       }
       const d = compileServer(cfg.value, this.#o.where, { ...this.#o.compile, down: this.#health?.down() ?? new Set() });
       if (!d.ok) return fail('compile', `compile ${this.server} at revision ${revision}: ${d.error.path}: ${d.error.message}; the kernel keeps the last applied config`);
-      const steer = steerInput(this.#o.env, cfg.value, this.#o.where);
+      // Off the event loop: a changed server set of a large DC takes seconds to build.
+      const steer = await steerInputOffThread(this.#o.env, cfg.value, this.#o.where);
+      // Stopped meanwhile: leave the kernel as it is rather than apply after stop().
+      if (this.#stopped) return;
       if (!steer.ok) return fail('compile', `compile steering of ${this.server} at revision ${revision}: ${steer.error.path}: ${steer.error.message}; the kernel keeps the last applied config`);
       const dos = dosPass(this.#o.env, cfg.value, this.#o.where.dc, this.#clock.now());
       if (!dos.ok) return fail('compile', `compile DoS rules of ${this.server} at revision ${revision}: ${dos.error}; the kernel keeps the last applied config`);

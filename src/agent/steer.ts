@@ -17,7 +17,9 @@
 import { err, ok, type Result } from '../lib/result.ts';
 import type { Config } from '../model/config.ts';
 import type { CompileError } from '../compile/server.ts';
-import { bucketAt, compileSteer, type DesiredSteer } from '../compile/steer.ts';
+import { bucketAt, compileSteer, steeringTableInput, type DesiredSteer } from '../compile/steer.ts';
+import { MAGLEV_SIZE, type MaglevError } from '../compile/maglev.ts';
+import { steeringTableOffThread, type OffThreadOptions } from '../compile/maglev-async.ts';
 import type { BpfError } from '../kernel/bpf/bpftool.ts';
 import { bucketText, cfgText, egressText, sliceKey, type SteerMapsApi, type SteerWrite } from '../kernel/bpf/steer.ts';
 import type { ReconcileError, Step } from './reconcile.ts';
@@ -105,6 +107,25 @@ export async function planSteer(api: SteerMapsApi, d: DesiredSteer): Promise<R<{
  */
 export function steerInput(env: { readonly steer?: SteerMapsApi }, config: Config, where: { readonly dc: string; readonly server: string }): Result<DesiredSteer | undefined, CompileError> {
   if (!env.steer) return ok(undefined);
+  return compileSteer(config, where);
+}
+
+/**
+ * steerInput for the agent: the same result, but a DC's steering table that is not memoized yet
+ * is built in a worker thread first (compile/maglev-async.ts), so the daemon's event loop keeps
+ * serving its store watch, /metrics, status and health meanwhile; compileSteer then finds the
+ * table memoized. A failed worker is an error (the pass fails, the kernel keeps the last applied
+ * maps, the retry builds again); the config's own table problems (no active server) stay
+ * compileSteer's warnings, as in steerInput. `anyedge plan` keeps the synchronous steerInput: a
+ * one-shot command has no loop to keep responsive.
+ */
+export async function steerInputOffThread(env: { readonly steer?: SteerMapsApi }, config: Config, where: { readonly dc: string; readonly server: string }, opts: OffThreadOptions = {}): Promise<Result<DesiredSteer | undefined, CompileError | MaglevError>> {
+  if (!env.steer) return ok(undefined);
+  const input = steeringTableInput(config, where);
+  if (input) {
+    const t = await steeringTableOffThread(input.servers, MAGLEV_SIZE, input.path, opts);
+    if (!t.ok && t.error.code === 'worker_failed') return t;
+  }
   return compileSteer(config, where);
 }
 

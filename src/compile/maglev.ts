@@ -25,7 +25,8 @@ export const NO_SERVER = -1;
 
 /** A Maglev failure: code, the object path and what to do. */
 export interface MaglevError {
-  readonly code: 'bad_size' | 'no_servers' | 'too_many_servers' | 'duplicate_server';
+  /** `worker_failed`: the off-thread build (maglev-async.ts) crashed, timed out or answered nonsense. */
+  readonly code: 'bad_size' | 'no_servers' | 'too_many_servers' | 'duplicate_server' | 'worker_failed';
   readonly path: string;
   readonly message: string;
 }
@@ -56,6 +57,11 @@ function checkSize(size: number, path: string): MaglevError | null {
 let builds = 0;
 export function maglevBuilds(): number {
   return builds;
+}
+
+/** Adds the fills a worker thread did for this process (maglev-async.ts), so the count stays whole. */
+export function countWorkerBuilds(n: number): void {
+  builds += n;
 }
 
 /** The permutations of `ids` (offsets and skips), hashed once and shared by every build. */
@@ -143,6 +149,50 @@ export interface SteeringTable {
 const memo = new Map<string, SteeringTable>();
 const MEMO_ENTRIES = 8;
 
+/** The sets a steering table depends on, and the memo key they make. */
+export interface SteeringSets {
+  readonly key: string;
+  /** Sorted ids of the active servers (S). */
+  readonly active: readonly string[];
+  /** Sorted ids of the active and draining servers (S ∪ draining): the table's index space. */
+  readonly withDraining: readonly string[];
+}
+
+/**
+ * Checks `servers` and sorts them into the sets the table depends on (steeringTable's first
+ * half, shared with the off-thread build in maglev-async.ts so both memoize under one key).
+ */
+export function steeringSets(servers: readonly SteeringServer[], size = MAGLEV_SIZE, path = 'maglev'): Result<SteeringSets, MaglevError> {
+  const seen = new Set<string>();
+  for (const s of servers) {
+    if (seen.has(s.id)) return err({ code: 'duplicate_server', path, message: `server ${s.id} is listed twice; server ids are unique within a DC` });
+    seen.add(s.id);
+  }
+  const byId = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  const active = servers.filter((s) => s.state === 'active').map((s) => s.id).sort(byId);
+  const withDraining = servers.filter((s) => s.state !== 'down').map((s) => s.id).sort(byId);
+  if (active.length === 0)
+    return err({ code: 'no_servers', path, message: `no active server (${servers.length ? servers.map((s) => `${s.id} ${s.state}`).join(', ') : 'none listed'}): set at least one server's state to active` });
+  return ok({ key: JSON.stringify([size, active, withDraining]), active, withDraining });
+}
+
+/** A copy of the memoized table of `key`, marked most recently used, or undefined. */
+export function memoizedSteeringTable(key: string): SteeringTable | undefined {
+  const t = memo.get(key);
+  if (!t) return undefined;
+  memo.delete(key); // re-inserted: the map's order is least recently used first
+  memo.set(key, t);
+  // Copies: callers own what they get, and the memo must not change under them.
+  return { size: t.size, servers: t.servers, first: t.first.slice(), second: t.second.slice() };
+}
+
+/** Keeps `t` as the table of `key` (a table built elsewhere, e.g. in a worker thread). */
+export function memoizeSteeringTable(key: string, t: SteeringTable): void {
+  memo.delete(key);
+  if (memo.size >= MEMO_ENTRIES) memo.delete(memo.keys().next().value as string);
+  memo.set(key, t);
+}
+
 /**
  * Builds a DC's steering table, statelessly: every server of the DC computes the same one from
  * the config alone. With S the active servers and T(X) the Maglev table of X:
@@ -160,34 +210,25 @@ const MEMO_ENTRIES = 8;
  *   applied by the DC's agents) when their flows must survive.
  *
  * Cost: one Maglev fill per active server plus one or two (≈ |S| fills), memoized by the
- * (active, draining) sets; see bench/maglev.bench.ts.
+ * (active, draining) sets; see bench/maglev.bench.ts. It blocks the calling thread for seconds
+ * at ~1,000 servers: the agent builds through maglev-async.ts, off its event loop.
  */
 export function steeringTable(servers: readonly SteeringServer[], size = MAGLEV_SIZE, path = 'maglev'): Result<SteeringTable, MaglevError> {
-  const seen = new Set<string>();
-  for (const s of servers) {
-    if (seen.has(s.id)) return err({ code: 'duplicate_server', path, message: `server ${s.id} is listed twice; server ids are unique within a DC` });
-    seen.add(s.id);
-  }
-  const byId = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-  const active = servers.filter((s) => s.state === 'active').map((s) => s.id).sort(byId);
-  const withDraining = servers.filter((s) => s.state !== 'down').map((s) => s.id).sort(byId);
-  if (active.length === 0)
-    return err({ code: 'no_servers', path, message: `no active server (${servers.length ? servers.map((s) => `${s.id} ${s.state}`).join(', ') : 'none listed'}): set at least one server's state to active` });
-  const key = JSON.stringify([size, active, withDraining]);
-  let t = memo.get(key);
-  if (t) memo.delete(key); // re-inserted below: the map's order is least recently used first
-  else {
-    const built = build(active, withDraining, size, path);
-    if (!built.ok) return built;
-    t = built.value;
-    if (memo.size >= MEMO_ENTRIES) memo.delete(memo.keys().next().value as string);
-  }
-  memo.set(key, t);
-  // Copies: callers own what they get, and the memo must not change under them.
-  return ok({ size, servers: t.servers, first: t.first.slice(), second: t.second.slice() });
+  const sets = steeringSets(servers, size, path);
+  if (!sets.ok) return sets;
+  const hit = memoizedSteeringTable(sets.value.key);
+  if (hit) return ok(hit);
+  const built = buildSteeringTable(sets.value.active, sets.value.withDraining, size, path);
+  if (!built.ok) return built;
+  memoizeSteeringTable(sets.value.key, built.value);
+  return ok(memoizedSteeringTable(sets.value.key) as SteeringTable);
 }
 
-function build(active: readonly string[], withDraining: readonly string[], size: number, path: string): Result<SteeringTable, MaglevError> {
+/**
+ * The table of the sets (steeringSets' `active` and `withDraining`), built without the memo:
+ * the whole cost, on the calling thread (a worker thread's job, see maglev-worker.ts).
+ */
+export function buildSteeringTable(active: readonly string[], withDraining: readonly string[], size: number, path: string): Result<SteeringTable, MaglevError> {
   const now = maglevPopulate(active, size, path);
   if (!now.ok) return now;
   const index = new Map(withDraining.map((id, i) => [id, i]));

@@ -43,7 +43,7 @@ import type { Config } from '../model/config.ts';
 import { familyOf, formatCidr, formatIp, mustCidr, mustIfAddr } from '../model/net.ts';
 import { synFloodOf } from '../model/synflood.ts';
 import type { CompileError } from './server.ts';
-import { MAGLEV_SIZE, NO_SERVER, steeringTable } from './maglev.ts';
+import { MAGLEV_SIZE, NO_SERVER, steeringTable, type SteeringServer } from './maglev.ts';
 import { egressOwnership, type EgressOwnership } from './egress/ownership.ts';
 import type { Bucket, EgressEntry, SteerCfg } from '../kernel/bpf/steer-layout.ts';
 
@@ -121,6 +121,21 @@ function compareCidrText(a: string, b: string): number {
   return x.family - y.family || (x.start < y.start ? -1 : x.start > y.start ? 1 : 0) || x.len - y.len;
 }
 
+/**
+ * The servers `where`'s steering table is built over (its DC's, those with an IPv4 address) and
+ * the error path, or null when no table is needed (no service, no protected tenant) or the DC
+ * is unknown. compileSteer's input to steeringTable, apart so the agent can build the table off
+ * its event loop first (maglev-async.ts; compileSteer then finds it memoized).
+ */
+export function steeringTableInput(config: Config, where: { readonly dc: string }): { readonly servers: SteeringServer[]; readonly path: string } | null {
+  const dc = Object.hasOwn(config.dcs, where.dc) ? config.dcs[where.dc] : undefined;
+  if (!dc || (config.anycast.services.length === 0 && statefulTenantPrefixes(config).length === 0)) return null;
+  const servers = Object.entries(dc.servers)
+    .filter(([, s]) => ipv4Of(s.addresses) !== null)
+    .map(([sId, s]) => ({ id: sId, state: s.state }));
+  return { servers, path: `dcs/${where.dc}` };
+}
+
 /** Compiles `where`'s steering maps. */
 export function compileSteer(config: Config, where: { readonly dc: string; readonly server: string }, opts: SteerOptions = {}): Result<DesiredSteer, CompileError> {
   const id = `${where.dc}/${where.server}`;
@@ -156,14 +171,12 @@ export function compileSteer(config: Config, where: { readonly dc: string; reado
     return err({ code: 'invalid', path: `dcs/${where.dc}/servers/${where.server}.addresses`, message: 'has no IPv4 address: steering forwards between servers in GUE over IPv4; add the uplink IPv4 address' });
   for (const m of missing) warnings.push(`dcs/${m.replace('/', '/servers/')}: no IPv4 address, so no server forwards to it or accepts its forwarded packets`);
 
-  const inDc = Object.entries(dc.servers)
-    .filter(([sId]) => addressOf.has(`${where.dc}/${sId}`))
-    .map(([sId, s]) => ({ id: sId, state: s.state }));
   let owners: SteerOwner[] = [];
   let first: Int32Array = new Int32Array(MAGLEV_SIZE).fill(NO_SERVER);
   let second: Int32Array = new Int32Array(MAGLEV_SIZE).fill(NO_SERVER);
-  if (services.length > 0 || tenants.length > 0) {
-    const t = steeringTable(inDc, MAGLEV_SIZE, `dcs/${where.dc}`);
+  const table = steeringTableInput(config, where);
+  if (table) {
+    const t = steeringTable(table.servers, MAGLEV_SIZE, table.path);
     if (t.ok) {
       owners = t.value.servers.map((s) => ({ id: `${where.dc}/${s}`, address: addressOf.get(`${where.dc}/${s}`) as string }));
       first = t.value.first;

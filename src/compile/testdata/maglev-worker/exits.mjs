@@ -1,0 +1,2 @@
+// A steering worker that exits without answering (maglev-async.test.ts).
+process.exit(3);
