@@ -13,15 +13,23 @@
  *     goes on to the tenant namespace, where nftables' SYNPROXY checks the same cookie (the secret
  *     is the kernel's global syncookie secret) and opens the connection to the customer host;
  *     invalid → dropped here (ACK floods and guessed cookies never reach netfilter);
- *   - packets of remembered flows, RSTs and everything else go on (-1).
+ *   - an RST of a flow not seen yet is dropped: it can only belong to a handshake that never
+ *     completed (the backscatter of a spoofed flood, or a flooding stack resetting our cookie
+ *     SYN-ACKs), which the customer host never heard of;
+ *   - packets of remembered flows and everything else go on (-1).
  * A SYN-ACK arriving for a protected address is the answer to a connection the customer opened
  * itself: it goes on and its flow is remembered, so the rest of that connection is not taken for
  * an unvalidated ACK.
  *
- * The SYN-ACK carries only the MSS option: the cookie encodes the MSS and nothing else, so
- * window scaling, SACK and timestamps are not offered (nftables' synproxy encodes those in the
- * timestamp option; not done here yet). A SYN we cannot answer in place (IPv4 options, IPv6
- * extension headers, fragments) goes on, and the tenant namespace's synproxy answers it.
+ * The cookie encodes the MSS and nothing else. When the client offers timestamps, the SYN-ACK
+ * offers what nftables' SYNPROXY (`timestamp sack-perm`, compile/firewall/synproxy.ts) would:
+ * window scale (the policy's, the same as the namespace's synproxy), SACK if the client asked,
+ * and a timestamp whose low bits carry the client's window scale, SACK and ECN the way
+ * nf_synproxy_core's synproxy_init_timestamp_cookie does — so the namespace's synproxy, reading
+ * them back from the ACK's echo (synproxy_check_timestamp_cookie), opens the connection to the
+ * host with the client's real options. Without timestamps only the MSS is offered, as synproxy
+ * does. A SYN we cannot answer in place (IPv4 options, IPv6 extension headers, fragments) goes
+ * on, and the tenant namespace's synproxy answers it.
  */
 #ifndef ANYEDGE_SYNCOOKIE_H
 #define ANYEDGE_SYNCOOKIE_H
@@ -47,10 +55,14 @@ struct syn_key6 {
 	__u8 addr[16];
 };
 
+/* syn_policy.flags */
+#define SYN_POL_OPTIONS 0x01   /* offer window scale, SACK and timestamps when the client sent timestamps */
+
 /* Value of syn_v4 / syn_v6: how a protected prefix is answered. */
 struct syn_policy {
 	__u16 mss;          /* MSS option of our SYN-ACK: what the path to the customer host carries */
-	__u16 flags;        /* reserved, 0 */
+	__u8 wscale;        /* window scale we offer: the tenant namespace synproxy's (0–14) */
+	__u8 flags;         /* SYN_POL_* */
 	__u32 tenant_idx;   /* index into syn_tenant_cnt (per-tenant counters) */
 };
 
@@ -72,6 +84,7 @@ enum syn_counter {
 	SYN_CNT_UNANSWERABLE,    /* SYN we cannot rewrite in place (options, ext headers, fragment): passed on */
 	SYN_CNT_OUTBOUND,        /* SYN-ACK to a protected address (a connection the customer opened): passed on */
 	SYN_CNT_ERROR,           /* a helper failed: dropped */
+	SYN_CNT_RST_BAD,         /* RST of a flow not seen yet: dropped */
 	SYN_CNT_MAX,
 };
 
@@ -144,13 +157,107 @@ static __always_inline void syn_count(__u32 reason, const struct syn_policy *p)
 	}
 }
 
-/* The SYN-ACK's TCP header: 20 bytes and the MSS option. */
+/* The SYN-ACK's TCP header: 20 bytes and the MSS option (SYN_REPLY_SHORT); with timestamps also
+ * SACK-permitted (or two NOPs), the timestamp, and NOP + window scale (or four NOPs). */
 struct syn_tcp_reply {
 	struct tcphdr th;
 	__u8 mss_kind;
 	__u8 mss_len;
 	__be16 mss;
+	__u8 sack_kind;
+	__u8 sack_len;
+	__u8 ts_kind;
+	__u8 ts_len;
+	__be32 tsval;
+	__be32 tsecr;
+	__u8 ws_nop;
+	__u8 ws_kind;
+	__u8 ws_len;
+	__u8 ws;
+} __attribute__((packed));
+#define SYN_REPLY_SHORT 24
+#define SYN_REPLY_LONG 40
+
+/* What the client's SYN offered. */
+struct syn_opts {
+	__be32 tsval;       /* network order, as it is echoed */
+	__u8 has_ts;
+	__u8 has_sack;
+	__u8 has_ws;
+	__u8 ws;
 };
+
+/* Per-CPU scratch space of the stage: the TCP header read from the packet and the SYN-ACK's,
+ * too big for the 512-byte stack the stages share. */
+struct syn_scratch {
+	__u8 tbuf[64];
+	struct syn_tcp_reply r;
+	struct syn_opts opts;
+	__u32 opt_at;       /* the option walk: next offset in tbuf */
+	__u32 opt_len;      /* and the header's length */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct syn_scratch);
+} syn_scratch SEC(".maps");
+
+/* tbuf[i], with a bound the verifier sees whatever clang makes of the arithmetic. */
+static __always_inline __u8 syn_byte(const __u8 *tbuf, __u32 i)
+{
+	asm volatile("" : "+r"(i));
+	return tbuf[i & 63];
+}
+
+/* One step of the option walk (a bpf_loop callback: verified once, not once per iteration and
+ * path, which an unrolled 40-step walk of variable-length options blew past the verifier's
+ * budget). State in the per-CPU scratch. 1: stop. */
+static long syn_opt_step(__u64 index, void *unused)
+{
+	__u32 zero = 0;
+	struct syn_scratch *sc = bpf_map_lookup_elem(&syn_scratch, &zero);
+	if (!sc)
+		return 1;
+	__u32 i = sc->opt_at, tlen = sc->opt_len;
+	struct syn_opts *o = &sc->opts;
+	if (i >= tlen || i >= 60)
+		return 1;
+	__u8 kind = syn_byte(sc->tbuf, i);
+	if (kind == 0)
+		return 1;
+	if (kind == 1) {
+		sc->opt_at = i + 1;
+		return 0;
+	}
+	if (i + 1 >= tlen)
+		return 1;
+	__u8 len = syn_byte(sc->tbuf, i + 1);
+	if (len < 2 || i + len > tlen)
+		return 1;
+	if (kind == 3 && len == 3) {
+		o->has_ws = 1;
+		o->ws = syn_byte(sc->tbuf, i + 2);
+	} else if (kind == 4 && len == 2) {
+		o->has_sack = 1;
+	} else if (kind == 8 && len == 10) {
+		o->has_ts = 1;
+		o->tsval = bpf_htonl(((__u32)syn_byte(sc->tbuf, i + 2) << 24) | ((__u32)syn_byte(sc->tbuf, i + 3) << 16) |
+				     ((__u32)syn_byte(sc->tbuf, i + 4) << 8) | syn_byte(sc->tbuf, i + 5));
+	}
+	sc->opt_at = i + len;
+	return 0;
+}
+
+/* Reads the options of the SYN's TCP header in sc->tbuf (length tlen ≤ 60) into sc->opts. */
+static __always_inline void syn_parse_opts(struct syn_scratch *sc, __u32 tlen)
+{
+	__builtin_memset(&sc->opts, 0, sizeof(sc->opts));
+	sc->opt_at = 20;
+	sc->opt_len = tlen;
+	bpf_loop(40, syn_opt_step, 0, 0);
+}
 
 static __always_inline __u16 syn_fold(__u32 sum)
 {
@@ -159,19 +266,22 @@ static __always_inline __u16 syn_fold(__u32 sum)
 	return (__u16)~sum;
 }
 
-/* Sum of the 16-bit words of the SYN-ACK's TCP header (checksum field zero). */
-static __always_inline __u32 syn_tcp_sum(const struct syn_tcp_reply *r)
+/* Sum of the first `len` bytes' 16-bit words of the SYN-ACK's TCP header (checksum field zero). */
+static __always_inline __u32 syn_tcp_sum(const struct syn_tcp_reply *r, __u32 len)
 {
 	const __u16 *w = (const __u16 *)r;
 	__u32 sum = 0;
 #pragma unroll
 	for (int i = 0; i < (int)(sizeof(*r) / 2); i++)
-		sum += w[i];
+		if ((__u32)i < len / 2)
+			sum += w[i];
 	return sum;
 }
 
-/* Fills the SYN-ACK's TCP header answering `syn` with sequence number `cookie`. */
-static __always_inline void syn_reply_tcp(struct syn_tcp_reply *r, const struct tcphdr *syn, __u32 cookie, __u16 mss)
+/* Fills the SYN-ACK's TCP header answering `syn` with sequence number `cookie`; returns its
+ * length (SYN_REPLY_SHORT or SYN_REPLY_LONG). */
+static __always_inline __u32 syn_reply_tcp(struct syn_tcp_reply *r, const struct tcphdr *syn, __u32 cookie,
+					   const struct syn_policy *p, const struct syn_opts *o)
 {
 	__builtin_memset(r, 0, sizeof(*r));
 	r->th.source = syn->dest;
@@ -186,7 +296,39 @@ static __always_inline void syn_reply_tcp(struct syn_tcp_reply *r, const struct 
 	r->th.window = 0;
 	r->mss_kind = 2;
 	r->mss_len = 4;
-	r->mss = bpf_htons(mss);
+	r->mss = bpf_htons(p->mss);
+	if (!o->has_ts || !(p->flags & SYN_POL_OPTIONS)) {
+		r->th.doff = SYN_REPLY_SHORT / 4;
+		return SYN_REPLY_SHORT;
+	}
+	r->th.doff = SYN_REPLY_LONG / 4;
+	/* nf_synproxy_core's timestamp cookie: milliseconds with the low 6 bits holding the
+	 * client's window scale (0xf: none), SACK-permitted (bit 4) and ECN (bit 5, not offered). */
+	__u32 tsval = (__u32)(bpf_ktime_get_ns() / 1000000) & ~0x3fU;
+	tsval |= o->has_ws ? (o->ws > 14 ? 14 : o->ws) : 0xf;
+	if (o->has_sack) {
+		tsval |= 1 << 4;
+		r->sack_kind = 4;
+		r->sack_len = 2;
+	} else {
+		r->sack_kind = 1;
+		r->sack_len = 1;
+	}
+	r->ts_kind = 8;
+	r->ts_len = 10;
+	r->tsval = bpf_htonl(tsval);
+	r->tsecr = o->tsval;
+	r->ws_nop = 1;
+	if (o->has_ws) {
+		r->ws_kind = 3;
+		r->ws_len = 3;
+		r->ws = p->wscale;
+	} else {
+		r->ws_kind = 1;
+		r->ws_len = 1;
+		r->ws = 1;
+	}
+	return SYN_REPLY_LONG;
 }
 
 /* Reads the TCP header (with options) at `off` into `buf`; returns its length or 0. */
@@ -252,12 +394,12 @@ static __always_inline int syn_send(struct xdp_md *ctx, int hop, const struct et
 }
 
 /* The decision for a TCP packet to a protected address, once its headers are on the stack. */
-enum syn_kind { SYN_K_SYN, SYN_K_SYNACK, SYN_K_ACK, SYN_K_OTHER };
+enum syn_kind { SYN_K_SYN, SYN_K_SYNACK, SYN_K_ACK, SYN_K_RST, SYN_K_OTHER };
 
 static __always_inline enum syn_kind syn_classify(const struct tcphdr *th)
 {
 	if (th->rst)
-		return SYN_K_OTHER;
+		return SYN_K_RST;
 	if (th->syn && !th->ack)
 		return th->fin ? SYN_K_OTHER : SYN_K_SYN;
 	if (th->syn && th->ack)
@@ -289,7 +431,11 @@ static __noinline int syn_ipv4(struct xdp_md *ctx, int hop)
 	__u32 ihl = iph.ihl * 4;
 	if (ihl < sizeof(iph))
 		return -1;
-	__u8 tbuf[60] = {};
+	__u32 zero = 0;
+	struct syn_scratch *sc = bpf_map_lookup_elem(&syn_scratch, &zero);
+	if (!sc)
+		return -1;
+	__u8 *tbuf = sc->tbuf;
 	struct tcphdr *th = (struct tcphdr *)tbuf;
 	if (bpf_xdp_load_bytes(ctx, ETH_HLEN_ + ihl, tbuf, sizeof(struct tcphdr)))
 		return -1;
@@ -316,39 +462,46 @@ static __noinline int syn_ipv4(struct xdp_md *ctx, int hop)
 			syn_count(SYN_CNT_ERROR, &p);
 			return XDP_DROP;
 		}
-		struct syn_tcp_reply r;
-		syn_reply_tcp(&r, th, (__u32)v, p.mss);
+		syn_parse_opts(sc, tlen);
+		struct syn_tcp_reply *r = &sc->r;
+		__u32 rlen = syn_reply_tcp(r, th, (__u32)v, &p, &sc->opts);
 
 		struct iphdr rip = {};
 		rip.version = 4;
 		rip.ihl = 5;
-		rip.tot_len = bpf_htons(sizeof(rip) + sizeof(r));
+		rip.tot_len = bpf_htons(sizeof(rip) + rlen);
 		rip.frag_off = bpf_htons(IP_DF_);
 		rip.ttl = 64;
 		rip.protocol = IPPROTO_TCP_;
 		rip.saddr = iph.daddr;
 		rip.daddr = iph.saddr;
 		rip.check = ipv4_csum(&rip);
-		__u32 sum = syn_tcp_sum(&r);
+		__u32 sum = syn_tcp_sum(r, rlen);
 		sum += (iph.daddr & 0xffff) + (iph.daddr >> 16) + (iph.saddr & 0xffff) + (iph.saddr >> 16);
-		sum += bpf_htons(IPPROTO_TCP_) + bpf_htons(sizeof(r));
-		r.th.check = syn_fold(sum);
+		sum += bpf_htons(IPPROTO_TCP_) + bpf_htons(rlen);
+		r->th.check = syn_fold(sum);
 
 		struct eth_hdr eth;
 		__builtin_memcpy(&eth, data, sizeof(eth));
-		int delta = (int)(ETH_HLEN_ + sizeof(rip) + sizeof(r)) - (int)(data_end - data);
+		int delta = (int)(ETH_HLEN_ + sizeof(rip) + rlen) - (int)(data_end - data);
 		if (delta && bpf_xdp_adjust_tail(ctx, delta)) {
 			syn_count(SYN_CNT_ERROR, &p);
 			return XDP_DROP;
 		}
 		data = (void *)(long)ctx->data;
 		data_end = (void *)(long)ctx->data_end;
-		if (data + ETH_HLEN_ + sizeof(rip) + sizeof(r) > data_end)
+		if (data + ETH_HLEN_ + sizeof(rip) + SYN_REPLY_SHORT > data_end)
 			return XDP_DROP;
 		__builtin_memcpy(data + ETH_HLEN_, &rip, sizeof(rip));
-		__builtin_memcpy(data + ETH_HLEN_ + sizeof(rip), &r, sizeof(r));
+		if (rlen == SYN_REPLY_LONG) {
+			if (data + ETH_HLEN_ + sizeof(rip) + SYN_REPLY_LONG > data_end)
+				return XDP_DROP;
+			__builtin_memcpy(data + ETH_HLEN_ + sizeof(rip), r, SYN_REPLY_LONG);
+		} else {
+			__builtin_memcpy(data + ETH_HLEN_ + sizeof(rip), r, SYN_REPLY_SHORT);
+		}
 		syn_count(SYN_CNT_SYNACK, &p);
-		return syn_send(ctx, hop, &eth, 0, &iph.saddr, sizeof(rip) + sizeof(r));
+		return syn_send(ctx, hop, &eth, 0, &iph.saddr, sizeof(rip) + rlen);
 	}
 	case SYN_K_SYNACK:
 		syn_remember(&fk);
@@ -366,6 +519,13 @@ static __noinline int syn_ipv4(struct xdp_md *ctx, int hop)
 		syn_remember(&fk);
 		syn_count(SYN_CNT_ACK_OK, &p);
 		return -1;
+	case SYN_K_RST:
+		if (bpf_map_lookup_elem(&syn_flows, &fk)) {
+			syn_count(SYN_CNT_FLOW, &p);
+			return -1;
+		}
+		syn_count(SYN_CNT_RST_BAD, &p);
+		return XDP_DROP;
 	default:
 		return -1;
 	}
@@ -393,7 +553,11 @@ static __noinline int syn_ipv6(struct xdp_md *ctx, int hop)
 
 	struct ipv6hdr iph;
 	__builtin_memcpy(&iph, ip6, sizeof(iph));
-	__u8 tbuf[60] = {};
+	__u32 zero = 0;
+	struct syn_scratch *sc = bpf_map_lookup_elem(&syn_scratch, &zero);
+	if (!sc)
+		return -1;
+	__u8 *tbuf = sc->tbuf;
 	struct tcphdr *th = (struct tcphdr *)tbuf;
 	if (bpf_xdp_load_bytes(ctx, ETH_HLEN_ + sizeof(iph), tbuf, sizeof(struct tcphdr)))
 		return -1;
@@ -416,40 +580,47 @@ static __noinline int syn_ipv6(struct xdp_md *ctx, int hop)
 			syn_count(SYN_CNT_ERROR, &p);
 			return XDP_DROP;
 		}
-		struct syn_tcp_reply r;
-		syn_reply_tcp(&r, th, (__u32)v, p.mss);
+		syn_parse_opts(sc, tlen);
+		struct syn_tcp_reply *r = &sc->r;
+		__u32 rlen = syn_reply_tcp(r, th, (__u32)v, &p, &sc->opts);
 
 		struct ipv6hdr rip = {};
 		rip.version = 6;
-		rip.payload_len = bpf_htons(sizeof(r));
+		rip.payload_len = bpf_htons(rlen);
 		rip.nexthdr = IPPROTO_TCP_;
 		rip.hop_limit = 64;
 		rip.saddr = iph.daddr;
 		rip.daddr = iph.saddr;
-		__u32 sum = syn_tcp_sum(&r);
+		__u32 sum = syn_tcp_sum(r, rlen);
 		const __u16 *a = (const __u16 *)&iph.saddr;
 		const __u16 *b = (const __u16 *)&iph.daddr;
 #pragma unroll
 		for (int i = 0; i < 8; i++)
 			sum += a[i] + b[i];
-		sum += bpf_htons(IPPROTO_TCP_) + bpf_htons(sizeof(r));
-		r.th.check = syn_fold(sum);
+		sum += bpf_htons(IPPROTO_TCP_) + bpf_htons(rlen);
+		r->th.check = syn_fold(sum);
 
 		struct eth_hdr eth;
 		__builtin_memcpy(&eth, data, sizeof(eth));
-		int delta = (int)(ETH_HLEN_ + sizeof(rip) + sizeof(r)) - (int)(data_end - data);
+		int delta = (int)(ETH_HLEN_ + sizeof(rip) + rlen) - (int)(data_end - data);
 		if (delta && bpf_xdp_adjust_tail(ctx, delta)) {
 			syn_count(SYN_CNT_ERROR, &p);
 			return XDP_DROP;
 		}
 		data = (void *)(long)ctx->data;
 		data_end = (void *)(long)ctx->data_end;
-		if (data + ETH_HLEN_ + sizeof(rip) + sizeof(r) > data_end)
+		if (data + ETH_HLEN_ + sizeof(rip) + SYN_REPLY_SHORT > data_end)
 			return XDP_DROP;
 		__builtin_memcpy(data + ETH_HLEN_, &rip, sizeof(rip));
-		__builtin_memcpy(data + ETH_HLEN_ + sizeof(rip), &r, sizeof(r));
+		if (rlen == SYN_REPLY_LONG) {
+			if (data + ETH_HLEN_ + sizeof(rip) + SYN_REPLY_LONG > data_end)
+				return XDP_DROP;
+			__builtin_memcpy(data + ETH_HLEN_ + sizeof(rip), r, SYN_REPLY_LONG);
+		} else {
+			__builtin_memcpy(data + ETH_HLEN_ + sizeof(rip), r, SYN_REPLY_SHORT);
+		}
 		syn_count(SYN_CNT_SYNACK, &p);
-		return syn_send(ctx, hop, &eth, 1, &iph.saddr, sizeof(rip) + sizeof(r));
+		return syn_send(ctx, hop, &eth, 1, &iph.saddr, sizeof(rip) + rlen);
 	}
 	case SYN_K_SYNACK:
 		syn_remember(&fk);
@@ -467,6 +638,13 @@ static __noinline int syn_ipv6(struct xdp_md *ctx, int hop)
 		syn_remember(&fk);
 		syn_count(SYN_CNT_ACK_OK, &p);
 		return -1;
+	case SYN_K_RST:
+		if (bpf_map_lookup_elem(&syn_flows, &fk)) {
+			syn_count(SYN_CNT_FLOW, &p);
+			return -1;
+		}
+		syn_count(SYN_CNT_RST_BAD, &p);
+		return XDP_DROP;
 	default:
 		return -1;
 	}

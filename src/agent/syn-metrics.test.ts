@@ -56,7 +56,7 @@ test('global and per-tenant SYN counters from the maps at scrape time, one famil
     assert.match(text, new RegExp(`^# HELP anyedge_syn_${n}_total \\S.{40,}Whole server\\.$`, 'm'));
     assert.match(text, new RegExp(`^# HELP anyedge_syn_tenant_${n}_total \\S.{40,}By tenant\\.$`, 'm'));
   }
-  assert.deepEqual(Object.values(SYN_METRICS).map((m) => m.name), ['synack', 'ack_ok', 'ack_bad', 'flow', 'unanswerable', 'outbound', 'error'], 'enum syn_counter order and names');
+  assert.deepEqual(Object.values(SYN_METRICS).map((m) => m.name), ['synack', 'ack_ok', 'ack_bad', 'flow', 'unanswerable', 'outbound', 'error', 'rst_bad'], 'enum syn_counter order and names');
 
   // A tenant sorted before both is added: acme and globex count on in their own series.
   desired = desiredOf({ aaa: ['198.51.100.128/27'], acme: ['203.0.113.0/25', '2001:db8:a::/48'], globex: ['203.0.113.128/25'] });

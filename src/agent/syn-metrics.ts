@@ -46,7 +46,11 @@ export const SYN_METRICS: Readonly<Record<SynCounterName, { readonly name: strin
   error: {
     name: 'error',
     help: 'Packets dropped because a kernel helper failed (SYN-cookie generation, packet resize). Should stay 0: a rising count is a bug or a kernel limit to report.',
+  },  rstBad: {
+    name: 'rst_bad',
+    help: 'RSTs of flows never validated, dropped in XDP: resets of cookie SYN-ACKs by the flooding host, or the backscatter of a spoofed flood; a legitimate flow is always known by then, so none of these concerned the customer host.',
   },
+
 };
 
 interface SynScrape {

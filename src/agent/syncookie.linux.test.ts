@@ -85,8 +85,8 @@ test('real maps: blocks stay with their tenants; a freed block is zeroed before 
   // A tenant sorted first arrives: acme and globex stay where they are.
   lines = await converge(desiredOf({ aaa: ['198.51.100.128/27'], acme: ['203.0.113.0/25'], globex: ['203.0.113.128/25'] }));
   assert.deepEqual(lines, [
-    '+ tenants/aaa/synFlood: bpf syn_tenant_cnt zero tenant#2 (slots 14–20), the counters of aaa',
-    '+ tenants/aaa/prefixes/p0/syncookie: bpf syn_v4 198.51.100.128/27: mss 1460 tenant#2',
+    '+ tenants/aaa/synFlood: bpf syn_tenant_cnt zero tenant#2 (slots 16–23), the counters of aaa',
+    '+ tenants/aaa/prefixes/p0/syncookie: bpf syn_v4 198.51.100.128/27: mss 1460 wscale 7 tenant#2',
   ]);
   const pol = await maps!.protectedPrefixes();
   assert.ok(pol.ok);
@@ -99,8 +99,8 @@ test('real maps: blocks stay with their tenants; a freed block is zeroed before 
   assert.equal(await synacks(0), 3n, 'the kernel keeps a freed block as it was');
   lines = await converge(desiredOf({ aaa: ['198.51.100.128/27'], globex: ['203.0.113.128/25'], zed: ['203.0.113.0/26'] }));
   assert.deepEqual(lines, [
-    '+ tenants/zed/synFlood: bpf syn_tenant_cnt zero tenant#0 (slots 0–6), the counters of zed',
-    '+ tenants/zed/prefixes/p0/syncookie: bpf syn_v4 203.0.113.0/26: mss 1460 tenant#0',
+    '+ tenants/zed/synFlood: bpf syn_tenant_cnt zero tenant#0 (slots 0–7), the counters of zed',
+    '+ tenants/zed/prefixes/p0/syncookie: bpf syn_v4 203.0.113.0/26: mss 1460 wscale 7 tenant#0',
   ]);
   const fresh = await maps!.tenantCounters(0);
   assert.ok(fresh.ok);

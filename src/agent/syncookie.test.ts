@@ -48,8 +48,8 @@ test('compileTenantSynFlood: xdp gives the table and one entry per prefix, named
   const x = compileTenantSynFlood('acme', acme, OPTS);
   assert.ok(x.batch);
   assert.deepEqual(x.prefixes, [
-    { path: 'tenants/acme/prefixes/p1', tenant: 'acme', cidr: '203.0.113.0/25', mss: 1400 },
-    { path: 'tenants/acme/prefixes/p6', tenant: 'acme', cidr: '2001:db8:0203::/48', mss: 1380 },
+    { path: 'tenants/acme/prefixes/p1', tenant: 'acme', cidr: '203.0.113.0/25', mss: 1400, wscale: 7 },
+    { path: 'tenants/acme/prefixes/p6', tenant: 'acme', cidr: '2001:db8:0203::/48', mss: 1380, wscale: 7 },
   ]);
   const s = compileTenantSynFlood('acme', { ...acme, synFlood: { ...acme.synFlood, protection: 'synproxy' } }, OPTS);
   assert.ok(s.batch);
@@ -82,16 +82,16 @@ test('compileServer: a tenant\'s SYN-cookie entries do not change when another t
 });
 
 test('planSyncookie keeps the index the maps hold, puts what is missing, fixes what differs, deletes what nobody wants; a second plan is empty', async () => {
-  const maps = fakeSynMaps({ '203.0.113.0/25': { mss: 1460, tenantIdx: 3 }, '198.51.100.0/24': { mss: 1460, tenantIdx: 9 } });
+  const maps = fakeSynMaps({ '203.0.113.0/25': { mss: 1460, wscale: 7, tenantIdx: 3 }, '198.51.100.0/24': { mss: 1460, wscale: 7, tenantIdx: 9 } });
   const desired = compileTenantSynFlood('acme', acme, OPTS).prefixes;
   const lines = await converge(maps, desired);
   assert.deepEqual(lines, [
-    '~ tenants/acme/prefixes/p1/syncookie: bpf syn_v4 203.0.113.0/25: mss 1400 tenant#3',
-    '+ tenants/acme/prefixes/p6/syncookie: bpf syn_v6 2001:db8:203::/48: mss 1380 tenant#3',
+    '~ tenants/acme/prefixes/p1/syncookie: bpf syn_v4 203.0.113.0/25: mss 1400 wscale 7 tenant#3',
+    '+ tenants/acme/prefixes/p6/syncookie: bpf syn_v6 2001:db8:203::/48: mss 1380 wscale 7 tenant#3',
     '- bpf/syncookie/198.51.100.0/24: bpf syn_v4 delete 198.51.100.0/24',
   ]);
   assert.deepEqual(maps.zeroed, [], 'acme kept its block: nothing zeroed');
-  assert.deepEqual(Object.fromEntries(maps.prefixes), { '203.0.113.0/25': { mss: 1400, tenantIdx: 3 }, '2001:db8:203::/48': { mss: 1380, tenantIdx: 3 } });
+  assert.deepEqual(Object.fromEntries(maps.prefixes), { '203.0.113.0/25': { mss: 1400, wscale: 7, tenantIdx: 3 }, '2001:db8:203::/48': { mss: 1380, wscale: 7, tenantIdx: 3 } });
   // Protection turned off everywhere: the entries go.
   const off = await planSyncookie(maps, []);
   assert.ok(off.ok);
@@ -102,10 +102,10 @@ test('tenant indexes are stable: adding or removing a tenant moves nobody; a new
   const maps = fakeSynMaps();
   let lines = await converge(maps, desiredOf({ acme: ['203.0.113.0/25'], globex: ['203.0.113.128/25'] }));
   assert.deepEqual(lines, [
-    '+ tenants/acme/synFlood: bpf syn_tenant_cnt zero tenant#0 (slots 0–6), the counters of acme',
-    '+ tenants/globex/synFlood: bpf syn_tenant_cnt zero tenant#1 (slots 7–13), the counters of globex',
-    '+ tenants/acme/prefixes/p0/syncookie: bpf syn_v4 203.0.113.0/25: mss 1460 tenant#0',
-    '+ tenants/globex/prefixes/p0/syncookie: bpf syn_v4 203.0.113.128/25: mss 1460 tenant#1',
+    '+ tenants/acme/synFlood: bpf syn_tenant_cnt zero tenant#0 (slots 0–7), the counters of acme',
+    '+ tenants/globex/synFlood: bpf syn_tenant_cnt zero tenant#1 (slots 8–15), the counters of globex',
+    '+ tenants/acme/prefixes/p0/syncookie: bpf syn_v4 203.0.113.0/25: mss 1460 wscale 7 tenant#0',
+    '+ tenants/globex/prefixes/p0/syncookie: bpf syn_v4 203.0.113.128/25: mss 1460 wscale 7 tenant#1',
   ]);
   maps.count('203.0.113.0/25', 'synack', 5);
   maps.count('203.0.113.128/25', 'ackBad', 2);
@@ -113,8 +113,8 @@ test('tenant indexes are stable: adding or removing a tenant moves nobody; a new
   // A tenant sorted before both arrives: it gets block 2; acme and globex keep theirs and count on.
   lines = await converge(maps, desiredOf({ aaa: ['198.51.100.0/26'], acme: ['203.0.113.0/25'], globex: ['203.0.113.128/25'] }));
   assert.deepEqual(lines, [
-    '+ tenants/aaa/synFlood: bpf syn_tenant_cnt zero tenant#2 (slots 14–20), the counters of aaa',
-    '+ tenants/aaa/prefixes/p0/syncookie: bpf syn_v4 198.51.100.0/26: mss 1460 tenant#2',
+    '+ tenants/aaa/synFlood: bpf syn_tenant_cnt zero tenant#2 (slots 16–23), the counters of aaa',
+    '+ tenants/aaa/prefixes/p0/syncookie: bpf syn_v4 198.51.100.0/26: mss 1460 wscale 7 tenant#2',
   ]);
   assert.deepEqual(indexes(maps), { '203.0.113.0/25': 0, '203.0.113.128/25': 1, '198.51.100.0/26': 2 });
   maps.count('203.0.113.0/25', 'synack', 1);
@@ -130,28 +130,28 @@ test('tenant indexes are stable: adding or removing a tenant moves nobody; a new
   const p = await planSyncookie(maps, desiredOf({ aaa: ['198.51.100.0/26'], globex: ['203.0.113.128/25'], zed: ['192.0.2.0/26'] }));
   assert.ok(p.ok);
   assert.deepEqual(formatPlan(p.value.adds).trimEnd().split('\n'), [
-    '+ tenants/zed/synFlood: bpf syn_tenant_cnt zero tenant#0 (slots 0–6), the counters of zed',
-    '+ tenants/zed/prefixes/p0/syncookie: bpf syn_v4 192.0.2.0/26: mss 1460 tenant#0',
+    '+ tenants/zed/synFlood: bpf syn_tenant_cnt zero tenant#0 (slots 0–7), the counters of zed',
+    '+ tenants/zed/prefixes/p0/syncookie: bpf syn_v4 192.0.2.0/26: mss 1460 wscale 7 tenant#0',
   ]);
   assert.equal((await apply(p.value.adds)).failed, undefined);
-  assert.deepEqual(await tenantCounts(maps, 0), { synack: 0n, ackOk: 0n, ackBad: 0n, flow: 0n, unanswerable: 0n, outbound: 0n, error: 0n });
+  assert.deepEqual(await tenantCounts(maps, 0), { synack: 0n, ackOk: 0n, ackBad: 0n, flow: 0n, unanswerable: 0n, outbound: 0n, error: 0n, rstBad: 0n });
   assert.equal((await tenantCounts(maps, 1))?.ackBad, 2n, 'globex untouched');
 });
 
 test('add before delete: a tenant replacing another in one pass does not take the block a stale entry still points to', async () => {
-  const maps = fakeSynMaps({ '203.0.113.0/25': { mss: 1460, tenantIdx: 0 }, '203.0.113.128/25': { mss: 1460, tenantIdx: 1 } });
+  const maps = fakeSynMaps({ '203.0.113.0/25': { mss: 1460, wscale: 7, tenantIdx: 0 }, '203.0.113.128/25': { mss: 1460, wscale: 7, tenantIdx: 1 } });
   const lines = await converge(maps, desiredOf({ globex: ['203.0.113.128/25'], initech: ['198.51.100.0/26'] }));
   assert.deepEqual(lines, [
-    '+ tenants/initech/synFlood: bpf syn_tenant_cnt zero tenant#2 (slots 14–20), the counters of initech',
-    '+ tenants/initech/prefixes/p0/syncookie: bpf syn_v4 198.51.100.0/26: mss 1460 tenant#2',
+    '+ tenants/initech/synFlood: bpf syn_tenant_cnt zero tenant#2 (slots 16–23), the counters of initech',
+    '+ tenants/initech/prefixes/p0/syncookie: bpf syn_v4 198.51.100.0/26: mss 1460 wscale 7 tenant#2',
     '- bpf/syncookie/203.0.113.0/25: bpf syn_v4 delete 203.0.113.0/25',
   ]);
 });
 
 test('a prefix added to a protected tenant joins its block, without zeroing; one removed leaves it', async () => {
-  const maps = fakeSynMaps({ '203.0.113.0/25': { mss: 1460, tenantIdx: 4 } });
+  const maps = fakeSynMaps({ '203.0.113.0/25': { mss: 1460, wscale: 7, tenantIdx: 4 } });
   let lines = await converge(maps, desiredOf({ acme: ['203.0.113.0/25', '2001:db8:a::/48'] }));
-  assert.deepEqual(lines, ['+ tenants/acme/prefixes/p1/syncookie: bpf syn_v6 2001:db8:a::/48: mss 1440 tenant#4']);
+  assert.deepEqual(lines, ['+ tenants/acme/prefixes/p1/syncookie: bpf syn_v6 2001:db8:a::/48: mss 1440 wscale 7 tenant#4']);
   lines = await converge(maps, desiredOf({ acme: ['2001:db8:a::/48'] }));
   assert.deepEqual(lines, ['- bpf/syncookie/203.0.113.0/25: bpf syn_v4 delete 203.0.113.0/25']);
   assert.deepEqual(indexes(maps), { '2001:db8:a::/48': 4 });
@@ -159,7 +159,7 @@ test('a prefix added to a protected tenant joins its block, without zeroing; one
 });
 
 test('heldSynTenantIndexes: the most-held index wins, then the lower index, then the tenant id; the losers get fresh zeroed blocks', () => {
-  const cur = (e: Record<string, number>) => new Map<string, SynPolicy>(Object.entries(e).map(([c, i]) => [c, { mss: 1460, tenantIdx: i }]));
+  const cur = (e: Record<string, number>) => new Map<string, SynPolicy>(Object.entries(e).map(([c, i]) => [c, { mss: 1460, wscale: 7, tenantIdx: i }]));
   // Acme's prefixes hold 3 twice and 7 once (a half-applied pass): it keeps 3.
   const mixed = cur({ '203.0.113.0/26': 3, '203.0.113.64/26': 3, '2001:db8:a::/48': 7 });
   const desired = desiredOf({ acme: ['203.0.113.0/26', '203.0.113.64/26', '2001:db8:a::/48'] });
@@ -180,7 +180,7 @@ test('heldSynTenantIndexes: the most-held index wins, then the lower index, then
 });
 
 test('no free index: the plan fails naming the tenant, before any step', async () => {
-  const full = new Map<string, SynPolicy>(Array.from({ length: SYN_MAX_TENANTS }, (_, i) => [`stale-${i}`, { mss: 1460, tenantIdx: i }]));
+  const full = new Map<string, SynPolicy>(Array.from({ length: SYN_MAX_TENANTS }, (_, i) => [`stale-${i}`, { mss: 1460, wscale: 7, tenantIdx: i }]));
   const r = assignSynTenantIndexes(desiredOf({ acme: ['203.0.113.0/25'] }), full);
   assert.ok(!r.ok);
   assert.equal(r.error.code, 'invalid');

@@ -32,7 +32,7 @@ function fromBpf(path: string, e: BpfError): ReconcileError {
   return { code: 'bpf', path, op: e.op, message: `${e.op}: ${e.message}`, cause: e };
 }
 
-const policyText = (p: SynPolicy): string => `mss ${p.mss} tenant#${p.tenantIdx}`;
+const policyText = (p: SynPolicy): string => `mss ${p.mss} wscale ${p.wscale} tenant#${p.tenantIdx}`;
 const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /** Desired prefixes by canonical CIDR (the maps read prefixes back in formatCidr's spelling). */
@@ -135,7 +135,7 @@ export async function planSyncookie(api: SynMapsApi, desired: readonly DesiredSy
   }
   const want = byCidr(desired);
   for (const [cidr, d] of want) {
-    const policy: SynPolicy = { mss: d.mss, tenantIdx: idx.value.index.get(d.tenant) as number };
+    const policy: SynPolicy = { mss: d.mss, wscale: d.wscale, tenantIdx: idx.value.index.get(d.tenant) as number };
     const have = cur.value.get(cidr);
     if (have && policyText(have) === policyText(policy)) continue;
     adds.push({

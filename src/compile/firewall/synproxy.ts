@@ -141,6 +141,8 @@ export interface DesiredSynPrefix {
   readonly cidr: string;
   /** MSS of the cookie SYN-ACK for this prefix's family. */
   readonly mss: number;
+  /** Window scale it offers (the namespace synproxy's): tenants/<t>.synFlood.wscale. */
+  readonly wscale: number;
 }
 
 /** What one tenant's synFlood setting adds to a server. */
@@ -168,6 +170,6 @@ export function compileTenantSynFlood(
   if (s.protection !== 'xdp') return { batch, prefixes: [] };
   return {
     batch,
-    prefixes: entries.map(([pid, p]) => ({ path: `tenants/${tid}/prefixes/${pid}`, tenant: tid, cidr: p.cidr, mss: mustCidr(p.cidr).family === 4 ? s.mss : s.mss - 20 })),
+    prefixes: entries.map(([pid, p]) => ({ path: `tenants/${tid}/prefixes/${pid}`, tenant: tid, cidr: p.cidr, mss: mustCidr(p.cidr).family === 4 ? s.mss : s.mss - 20, wscale: s.wscale })),
   };
 }

@@ -57,7 +57,7 @@ before(async () => {
     await edge.putEndpoint(ENDPOINT),
     // The tunnel's inner packets go to up0 itself: any device does for a redirect verdict.
     await edge.putDecap({ remote: CUSTOMER, local: ENDPOINT }, { ifindex: s.uplink, srcMac: '02:ae:00:00:01:01', dstMac: '02:ae:00:00:01:02', statsIdx: 0 }),
-    await new SynCookieMaps(s.pins).protect(TENANT, { mss: MSS, tenantIdx: 0 }),
+    await new SynCookieMaps(s.pins).protect(TENANT, { mss: MSS, wscale: 7, tenantIdx: 0 }),
   ])
     if (!r.ok) throw new Error(`${r.error.op}: ${r.error.message}`);
 });

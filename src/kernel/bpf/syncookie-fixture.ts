@@ -83,7 +83,7 @@ export async function buildSynLab(lab: NetLab, mode: SynFloodProtection): Promis
     await nftApply(lab, 't', stringifyNft(table));
   }
   if (mode === 'xdp') {
-    const r = await maps.protect(PREFIX, { mss: 1460, tenantIdx: TENANT_IDX });
+    const r = await maps.protect(PREFIX, { mss: 1460, wscale: 7, tenantIdx: TENANT_IDX });
     if (!r.ok) throw new Error(`${r.error.op}: ${r.error.message}`);
   }
   // The host's view: SYNs (without ACK) per source, counted before anything else.

@@ -11,7 +11,7 @@ import { needs } from '../../testkit/needs.ts';
 import { NetLab } from '../../testkit/netlab.ts';
 import { unloadEdge } from './loader.ts';
 import { missingObjects } from './objects.ts';
-import { buildSynLab, evidence, flood, runClients, startBackend, type SynLab } from './syncookie-fixture.ts';
+import { buildSynLab, CLIENT, evidence, flood, HOST, PORT, runClients, startBackend, type SynLab } from './syncookie-fixture.ts';
 
 const FLOOD = 20_000;
 const INTERVAL_US = 40;
@@ -24,8 +24,25 @@ after(async () => {
   }
 });
 
+/** tcpdump in a namespace of the lab for the first packet matching `filter`: its verbose line. */
+function capture(lab: NetLab, ns: string, filter: string): { ready: Promise<void>; line: Promise<string> } {
+  const p = lab.spawn(ns, 'timeout', ['10', 'tcpdump', '-nn', '-v', '-l', '-c', '1', '-i', 'any', filter]);
+  let out = '';
+  let errText = '';
+  const ready = new Promise<void>((resolve, reject) => {
+    p.stderr!.on('data', (d: Buffer) => {
+      errText += d.toString();
+      if (/listening on/.test(errText)) resolve();
+    });
+    p.once('exit', () => reject(new Error(`tcpdump in ${ns} ended before capturing: ${errText}`)));
+  });
+  p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const line = new Promise<string>((resolve) => p.once('exit', () => resolve(out.replace(/\s+/g, ' '))));
+  return { ready, line };
+}
+
 function ready(t: Parameters<typeof needs>[0]): boolean {
-  if (!needs(t, { root: true, tools: ['bpftool', 'nft', 'hping3', 'ethtool', 'nsenter'] })) return false;
+  if (!needs(t, { root: true, tools: ['bpftool', 'nft', 'hping3', 'ethtool', 'nsenter', 'tcpdump', 'timeout'] })) return false;
   assert.deepEqual(missingObjects(), [], 'BPF objects missing: run npm run build:bpf');
   return true;
 }
@@ -67,6 +84,20 @@ test('xdp: a SYN flood is answered by XDP cookies, legitimate clients connect (â
   assert.equal(r.after.notracked, 0, 'no SYN reached the tenant namespace');
   assert.ok(r.after.xdp.ackOk - r.before.xdp.ackOk >= BigInt(r.client.ok), 'every legitimate handshake was validated in XDP');
   t.diagnostic(`client ${r.client.ok}/${r.client.attempts}, XDP SYN-ACKs ${answered}, flood ${r.flood.ms} ms`);
+
+  // The connection is a full one on both sides: the client gets window scale (the synproxy's 7),
+  // SACK and timestamps in XDP's SYN-ACK, and the host gets the client's own options in the
+  // namespace synproxy's SYN, read back from the timestamp XDP encoded them in. Without that,
+  // both would run without window scaling (64 KiB windows) and without SACK.
+  const synack = capture(r.s.lab, 'c', `tcp and src host ${HOST} and src port ${PORT} and tcp[tcpflags] & (tcp-syn|tcp-ack) == (tcp-syn|tcp-ack)`);
+  const hostSyn = capture(r.s.lab, 'h', `tcp and src host ${CLIENT} and dst port ${PORT} and tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn`);
+  await Promise.all([synack.ready, hostSyn.ready]);
+  const one = await runClients(r.s.lab, 300, 1000, 3000);
+  assert.ok(one.ok >= 1, JSON.stringify(one));
+  const [toClient, toHost] = await Promise.all([synack.line, hostSyn.line]);
+  assert.match(toClient, /\[mss 1460,sackOK,TS val \d+ ecr \d+,nop,wscale 7\]/, `XDP's SYN-ACK: ${toClient}`);
+  // Linux clients offer window scale 7 or more (tcp_rmem), SACK and timestamps: the host sees them.
+  assert.match(toHost, /\[mss \d+,sackOK,TS val \d+ ecr \d+,nop,wscale \d+\]/, `synproxy's SYN to the host: ${toHost}`);
 
   // An ACK flood (guessed cookies) is dropped in XDP, and the client still connects.
   const before = await evidence(r.s);

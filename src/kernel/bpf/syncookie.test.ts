@@ -37,7 +37,7 @@ before(async () => {
   pins = loaded.value;
   maps = new SynCookieMaps(pins);
   for (const cidr of [TENANT, TENANT6]) {
-    const r = await maps.protect(cidr, { mss: MSS, tenantIdx: TENANT_IDX });
+    const r = await maps.protect(cidr, { mss: MSS, wscale: 7, tenantIdx: TENANT_IDX });
     if (!r.ok) throw new Error(`${r.error.op}: ${r.error.message}`);
   }
 });
@@ -108,6 +108,44 @@ for (const f of FAMILIES) {
     assert.equal(after.value.flow - before.value.flow, 1n);
   });
 
+  test(`${f.name}: with timestamps the SYN-ACK offers what the namespace's synproxy would — window scale, SACK, a timestamp carrying the client's options; without, the MSS alone`, async (t) => {
+    if (!ready(t)) return;
+    const opts = (o: ReturnType<typeof decodeFrame>) => findLayer(o, 'tcp')!.repr.options.filter((x) => x.kind !== 'nop' && x.kind !== 'eol');
+    const withTs = frame(f, f.dst, {
+      srcPort: 40011, dstPort: 21, flags: 'S', seq: 2000, mss: 1460,
+      options: [{ kind: 'sack_permitted' }, { kind: 'timestamps', tsval: 0x11223344, tsecr: 0 }, { kind: 'nop' }, { kind: 'window_scale', shift: 9 }],
+    });
+    const out = await xdp(withTs);
+    assert.equal(out.retval, XDP_TX);
+    const reply = decodeFrame(out.dataOut);
+    assert.deepEqual(reply.checksumErrors, [], describeFrame(out.dataOut));
+    const got = opts(reply);
+    assert.deepEqual(got.filter((o) => o.kind !== 'timestamps'), [{ kind: 'mss', value: MSS }, { kind: 'sack_permitted' }, { kind: 'window_scale', shift: 7 }], 'the policy\'s window scale (the synproxy\'s), not the client\'s');
+    const ts = got.find((o) => o.kind === 'timestamps');
+    assert.ok(ts && ts.kind === 'timestamps', describeFrame(out.dataOut));
+    assert.equal(ts.tsecr, 0x11223344, "the client's timestamp echoed");
+    // nf_synproxy's encoding: low 4 bits the client's window scale, bit 4 SACK-permitted, bit 5 ECN (not offered).
+    assert.equal(ts.tsval & 0x3f, 9 | 0x10);
+    // The cookie still checks out (the options do not enter it).
+    const ack = frame(f, f.dst, { srcPort: 40011, dstPort: 21, flags: 'A', seq: 2001, ack: (findLayer(reply, 'tcp')!.repr.seq + 1) >>> 0, options: [{ kind: 'timestamps', tsval: 0x11223345, tsecr: ts.tsval }] });
+    assert.equal((await xdp(ack)).retval, XDP_PASS);
+
+    // No window scale from the client: the timestamp says so (0xf), and no window-scale option.
+    const noWs = frame(f, f.dst, { srcPort: 40012, dstPort: 21, flags: 'S', seq: 3000, mss: 1460, options: [{ kind: 'timestamps', tsval: 5, tsecr: 0 }] });
+    const r2 = decodeFrame((await xdp(noWs)).dataOut);
+    const o2 = opts(r2);
+    assert.deepEqual(o2.map((o) => o.kind), ['mss', 'timestamps']);
+    const ts2 = o2[1];
+    assert.ok(ts2?.kind === 'timestamps');
+    assert.equal(ts2.tsval & 0x3f, 0x0f);
+
+    // No timestamps: nothing to carry the options in, so only the MSS (as synproxy does).
+    const plain = frame(f, f.dst, { srcPort: 40013, dstPort: 21, flags: 'S', seq: 4000, mss: 1460, options: [{ kind: 'sack_permitted' }, { kind: 'window_scale', shift: 9 }] });
+    const r3 = decodeFrame((await xdp(plain)).dataOut);
+    assert.deepEqual(opts(r3), [{ kind: 'mss', value: MSS }]);
+    assert.equal(findLayer(r3, 'tcp')!.headerLen, 24);
+  });
+
   test(`${f.name}: an ACK of an unknown flow with a wrong cookie is dropped in XDP`, async (t) => {
     if (!ready(t)) return;
     const before = await maps!.counters();
@@ -145,14 +183,24 @@ for (const f of FAMILIES) {
     assert.deepEqual(after.value, before.value, 'no counter moved');
   });
 
-  test(`${f.name}: a SYN-ACK to a protected address (a connection the customer opened) passes, and so does the rest of that flow`, async (t) => {
+  test(`${f.name}: a SYN-ACK to a protected address (a connection the customer opened) passes, and so does the rest of that flow, its RST too; an RST of a flow never seen is dropped`, async (t) => {
     if (!ready(t)) return;
     const synack = frame(f, f.dst, { srcPort: 443, dstPort: 50000, flags: 'SA', seq: 9, ack: 100 });
     assert.equal((await xdp(synack)).retval, XDP_PASS);
     const ack = frame(f, f.dst, { srcPort: 443, dstPort: 50000, flags: 'A', seq: 10, ack: 100 });
     assert.equal((await xdp(ack)).retval, XDP_PASS);
-    const rst = frame(f, f.dst, { srcPort: 443, dstPort: 50001, flags: 'R', seq: 10 });
-    assert.equal((await xdp(rst)).retval, XDP_PASS, 'an RST is never dropped by this stage');
+    const before = await maps!.counters();
+    assert.ok(before.ok);
+    const known = frame(f, f.dst, { srcPort: 443, dstPort: 50000, flags: 'R', seq: 10 });
+    assert.equal((await xdp(known)).retval, XDP_PASS, "the RST of the customer's own connection");
+    // A flooding stack resets our cookie SYN-ACKs; spoofed floods bring the victims' resets:
+    // nobody validated these flows, the host never heard of them.
+    const stray = frame(f, f.dst, { srcPort: 443, dstPort: 50001, flags: 'R', seq: 10 });
+    assert.equal((await xdp(stray)).retval, XDP_DROP, 'an RST of a flow never seen');
+    const after = await maps!.counters();
+    assert.ok(after.ok);
+    assert.equal(after.value.rstBad - before.value.rstBad, 1n);
+    assert.equal(after.value.flow - before.value.flow, 1n);
   });
 }
 
@@ -175,18 +223,18 @@ test('protect / unprotect / read back: LPM keys and policies round-trip through 
   if (!ready(t)) return;
   const list = await maps!.protectedPrefixes();
   assert.ok(list.ok);
-  assert.deepEqual(list.value.get(TENANT), { mss: MSS, tenantIdx: TENANT_IDX });
-  assert.deepEqual(list.value.get(TENANT6), { mss: MSS, tenantIdx: TENANT_IDX });
-  assert.ok((await maps!.protect('198.51.100.64/26', { mss: 1460, tenantIdx: 9 })).ok);
+  assert.deepEqual(list.value.get(TENANT), { mss: MSS, wscale: 7, tenantIdx: TENANT_IDX });
+  assert.deepEqual(list.value.get(TENANT6), { mss: MSS, wscale: 7, tenantIdx: TENANT_IDX });
+  assert.ok((await maps!.protect('198.51.100.64/26', { mss: 1460, wscale: 7, tenantIdx: 9 })).ok);
   const p = await maps!.policy('198.51.100.64/26');
   assert.ok(p.ok);
-  assert.deepEqual(p.value, { mss: 1460, tenantIdx: 9 });
+  assert.deepEqual(p.value, { mss: 1460, wscale: 7, tenantIdx: 9 });
   assert.ok((await maps!.unprotect('198.51.100.64/26')).ok);
   assert.ok((await maps!.unprotect('198.51.100.64/26')).ok, 'already gone is success');
   const gone = await maps!.policy('198.51.100.64/26');
   assert.ok(gone.ok);
   assert.equal(gone.value, null);
-  const bad = await maps!.protect('198.51.100.64/26', { mss: 100, tenantIdx: 0 });
+  const bad = await maps!.protect('198.51.100.64/26', { mss: 100, wscale: 7, tenantIdx: 0 });
   assert.ok(!bad.ok);
   assert.match(bad.error.message, /mss 100 is outside 536–9000/);
 });
@@ -258,7 +306,7 @@ test('LPM keys: host-order prefix length, then the address in network order', ()
   assert.equal(k6.map, 'syn_v6');
   assert.deepEqual([...k6.key.subarray(0, 8)], [32, 0, 0, 0, 0x20, 0x01, 0x0d, 0xb8]);
   assert.equal(k6.key.length, 20);
-  assert.deepEqual(decodeSynPolicy(encodeSynPolicy({ mss: 1460, tenantIdx: 7 })), { mss: 1460, tenantIdx: 7 });
+  assert.deepEqual(decodeSynPolicy(encodeSynPolicy({ mss: 1460, wscale: 7, tenantIdx: 7 })), { mss: 1460, wscale: 7, tenantIdx: 7 });
 });
 
 test('the TypeScript layouts of the SYN-flood maps match xdp_edge.o BTF', async (t) => {

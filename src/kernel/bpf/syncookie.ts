@@ -20,12 +20,15 @@ export const SYN_MAPS = ['syn_v4', 'syn_v6', 'syn_flows', 'syn_counters', 'syn_t
 export type SynMapName = (typeof SYN_MAPS)[number];
 
 /** enum syn_counter, in order: what the stage did with a packet to a protected address. */
-export const SYN_COUNTERS = ['synack', 'ackOk', 'ackBad', 'flow', 'unanswerable', 'outbound', 'error'] as const;
+export const SYN_COUNTERS = ['synack', 'ackOk', 'ackBad', 'flow', 'unanswerable', 'outbound', 'error', 'rstBad'] as const;
 export type SynCounterName = (typeof SYN_COUNTERS)[number];
 export type SynCounters = Readonly<Record<SynCounterName, bigint>>;
 
 /** SYN_MAX_TENANTS: how many tenants have their own counters (tenant_idx below it). */
 export const SYN_MAX_TENANTS = 65536;
+
+/** syn_policy.flags: offer window scale, SACK and timestamps to clients that send timestamps. */
+export const SYN_POL_OPTIONS = 0x01;
 
 /** struct syn_policy: value of syn_v4 / syn_v6. */
 export const SYN_POLICY: StructSpec = {
@@ -33,7 +36,8 @@ export const SYN_POLICY: StructSpec = {
   size: 8,
   fields: [
     { name: 'mss', offset: 0, kind: 'u16' },
-    { name: 'flags', offset: 2, kind: 'u16' },
+    { name: 'wscale', offset: 2, kind: 'u8' },
+    { name: 'flags', offset: 3, kind: 'u8' },
     { name: 'tenant_idx', offset: 4, kind: 'u32' },
   ],
 };
@@ -55,6 +59,11 @@ export const SYN_SIZES: Readonly<Record<string, number>> = { syn_key6: 20, syn_f
 export interface SynPolicy {
   /** MSS option of the cookie SYN-ACK, 536–9000 (the model's range). */
   readonly mss: number;
+  /**
+   * Window scale the SYN-ACK offers when the client sent timestamps (0–14): the tenant
+   * namespace's synproxy's, which takes the connection over from the ACK on.
+   */
+  readonly wscale: number;
   /** Index of the tenant's counters, 0 ≤ idx < SYN_MAX_TENANTS. */
   readonly tenantIdx: number;
 }
@@ -99,18 +108,24 @@ export function synPrefixKey(cidr: string): { map: 'syn_v4' | 'syn_v6'; key: Buf
 export function encodeSynPolicy(p: SynPolicy): Buffer {
   const b = Buffer.alloc(SYN_POLICY.size);
   b.writeUInt16LE(p.mss, 0);
-  b.writeUInt16LE(0, 2);
+  b[2] = p.wscale;
+  // Always offer window scale, SACK and timestamps to clients that send timestamps, as the
+  // namespace's synproxy (`timestamp sack-perm`) does.
+  b[3] = SYN_POL_OPTIONS;
   b.writeUInt32LE(p.tenantIdx, 4);
   return b;
 }
 
 /** Decodes struct syn_policy. */
 export function decodeSynPolicy(b: Buffer): SynPolicy {
-  return { mss: b.readUInt16LE(0), tenantIdx: b.readUInt32LE(4) };
+  // An entry without the options flag (written by hand, or by a version that offered the MSS
+  // only) reads as window scale -1, which no desired policy has: the reconciler rewrites it.
+  return { mss: b.readUInt16LE(0), wscale: ((b[3] as number) & SYN_POL_OPTIONS) !== 0 ? (b[2] as number) : -1, tenantIdx: b.readUInt32LE(4) };
 }
 
 function checkPolicy(op: string, p: SynPolicy): Result<void, BpfError> {
   if (!Number.isInteger(p.mss) || p.mss < 536 || p.mss > 9000) return err({ code: 'bpf_failed', op, message: `mss ${p.mss} is outside 536–9000; validate the tenant's synFlood.mss with the model first` });
+  if (!Number.isInteger(p.wscale) || p.wscale < 0 || p.wscale > 14) return err({ code: 'bpf_failed', op, message: `wscale ${p.wscale} is outside 0–14 (RFC 7323); validate the tenant's synFlood.wscale with the model first` });
   if (!Number.isInteger(p.tenantIdx) || p.tenantIdx < 0 || p.tenantIdx >= SYN_MAX_TENANTS)
     return err({ code: 'bpf_failed', op, message: `tenant index ${p.tenantIdx} is outside 0–${SYN_MAX_TENANTS - 1}` });
   return ok(undefined);
@@ -287,7 +302,7 @@ export function fakeSynMaps(initial: Readonly<Record<string, SynPolicy>> = {}): 
     async protect(cidr, policy) {
       const checked = checkPolicy(`protect ${cidr} from SYN floods`, policy);
       if (!checked.ok) return checked;
-      prefixes.set(canon(cidr), { mss: policy.mss, tenantIdx: policy.tenantIdx });
+      prefixes.set(canon(cidr), { mss: policy.mss, wscale: policy.wscale, tenantIdx: policy.tenantIdx });
       return ok(undefined);
     },
     async unprotect(cidr) {
