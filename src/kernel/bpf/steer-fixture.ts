@@ -14,7 +14,10 @@ import type { NetLab } from '../../testkit/netlab.ts';
 import { loadEdge, type EdgePins } from './loader.ts';
 import { progRun, type ProgRunResult, type BpfError } from './bpftool.ts';
 import type { Result } from '../../lib/result.ts';
-import { hostU32 } from './steer-layout.ts';
+import { hostU32, type SteerCounterName } from './steer-layout.ts';
+import { linuxSteerMaps } from './steer.ts';
+import assert from 'node:assert/strict';
+import { describeFrame } from '../../wire/frame.ts';
 
 export const SELF = '192.0.2.17';
 export const ROUTER = '192.0.2.30';
@@ -91,4 +94,30 @@ export function ipOf(frame: Uint8Array): Uint8Array {
 /** The UDP source port the stage picks for a flow hash. */
 export function gueSport(hash: number): number {
   return 0xc000 | (hash & 0x3fff);
+}
+
+/** steer_cnt of the lab's edge, summed over CPUs (tests: fails the test when unreadable). */
+export async function steerCounters(s: SteerLab): Promise<Record<SteerCounterName, bigint>> {
+  const c = await linuxSteerMaps(s.pins).counters();
+  assert.ok(c.ok, c.ok ? '' : c.error.message);
+  return c.value;
+}
+
+/**
+ * Runs a frame through xdp_edge on the uplink and checks the verdict, the exact output when
+ * given, and which steering counters moved by how much (none other). Returns the output frame.
+ */
+export async function expectSteerRun(lab: NetLab, s: SteerLab, frame: Uint8Array, verdict: number, out: Uint8Array | null, moved: Partial<Record<SteerCounterName, number>>): Promise<Uint8Array> {
+  const c0 = await steerCounters(s);
+  const r = await runOnUplink(lab, s, frame);
+  assert.ok(r.ok, r.ok ? '' : `${r.error.op}: ${r.error.message}`);
+  assert.equal(r.value.retval, verdict, `verdict ${r.value.retval}, expected ${verdict}; out:\n${describeFrame(r.value.dataOut)}`);
+  if (out) {
+    const got = Buffer.from(r.value.dataOut);
+    assert.ok(got.equals(Buffer.from(out)), `output differs\n got:\n${describeFrame(got)}\n want:\n${describeFrame(out)}`);
+  }
+  const c1 = await steerCounters(s);
+  const delta = Object.fromEntries(Object.keys(c1).map((k) => [k, Number(c1[k as SteerCounterName] - c0[k as SteerCounterName])]).filter(([, v]) => v !== 0));
+  assert.deepEqual(delta, moved);
+  return r.value.dataOut;
 }

@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { needs, hasTool, isRoot } from '../../testkit/needs.ts';
 import { NetLab } from '../../testkit/netlab.ts';
 import { buildFrame, type LayerSpec } from '../../wire/build.ts';
-import { describeFrame } from '../../wire/frame.ts';
 import { flowBucket, flowHash, type Flow } from '../../compile/steer-hash.ts';
 import { unloadEdge } from './loader.ts';
 import { missingObjects } from './objects.ts';
@@ -29,10 +28,10 @@ import {
   PEER_B,
   PEER_C,
   PORT,
-  runOnUplink,
   SELF,
   SERVICE,
   SERVICE6,
+  expectSteerRun,
   type SteerLab,
 } from './steer-fixture.ts';
 
@@ -86,25 +85,9 @@ async function setBucket(b: number, first: string | null, second: string | null 
   assert.ok(w.ok, w.ok ? '' : w.error.message);
 }
 
-async function counters(): Promise<Record<SteerCounterName, bigint>> {
-  const c = await maps().counters();
-  assert.ok(c.ok, c.ok ? '' : c.error.message);
-  return c.value;
-}
-
 /** Runs a frame; checks verdict, exact output and which counters moved by how much. */
 async function expectRun(frame: Uint8Array, verdict: number, out: Uint8Array | null, moved: Partial<Record<SteerCounterName, number>>): Promise<void> {
-  const c0 = await counters();
-  const r = await runOnUplink(lab, s!, frame);
-  assert.ok(r.ok, r.ok ? '' : `${r.error.op}: ${r.error.message}`);
-  assert.equal(r.value.retval, verdict, `verdict ${r.value.retval}, expected ${verdict}; out:\n${describeFrame(r.value.dataOut)}`);
-  if (out) {
-    const got = Buffer.from(r.value.dataOut);
-    assert.ok(got.equals(Buffer.from(out)), `output differs\n got:\n${describeFrame(got)}\n want:\n${describeFrame(out)}`);
-  }
-  const c1 = await counters();
-  const delta = Object.fromEntries(Object.keys(c1).map((k) => [k, Number(c1[k as SteerCounterName] - c0[k as SteerCounterName])]).filter(([, v]) => v !== 0));
-  assert.deepEqual(delta, moved);
+  await expectSteerRun(lab, s!, frame, verdict, out, moved);
 }
 
 const flow = (sport: number, over: Partial<Flow> = {}): Flow => ({ src: EYEBALL, dst: SERVICE, proto: 6, sport, dport: 443, ...over });

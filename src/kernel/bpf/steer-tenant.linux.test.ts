@@ -20,7 +20,7 @@ import { missingObjects } from './objects.ts';
 import { linuxSteerMaps } from './steer.ts';
 import { SynCookieMaps } from './syncookie.ts';
 import type { SteerCounterName } from './steer-layout.ts';
-import { buildSteerLab, EYEBALL, gueFrame, gueSport, ipOf, MAC_B, MAC_C, MAC_ROUTER, PEER_B, PEER_C, PORT, ROUTER, runOnUplink, SELF, type SteerLab } from './steer-fixture.ts';
+import { buildSteerLab, expectSteerRun, EYEBALL, gueFrame, gueSport, ipOf, MAC_B, MAC_C, MAC_ROUTER, PEER_B, PEER_C, PORT, ROUTER, SELF, type SteerLab } from './steer-fixture.ts';
 
 const XDP_PASS = 2;
 const XDP_TX = 3;
@@ -108,27 +108,9 @@ async function setBucket(f: Flow, first: string | null, second: string | null = 
   assert.ok(w.ok, w.ok ? '' : w.error.message);
 }
 
-async function counters(): Promise<Record<SteerCounterName, bigint>> {
-  const c = await maps().counters();
-  assert.ok(c.ok, c.ok ? '' : c.error.message);
-  return c.value;
-}
-
 /** Runs a frame; checks the verdict, the exact output when given, and which steering counters moved. */
-async function expectRun(frame: Uint8Array, verdict: number, out: Uint8Array | null, moved: Partial<Record<SteerCounterName, number>>): Promise<Uint8Array> {
-  const c0 = await counters();
-  const r = await runOnUplink(lab, s!, frame);
-  assert.ok(r.ok, r.ok ? '' : `${r.error.op}: ${r.error.message}`);
-  assert.equal(r.value.retval, verdict, `verdict ${r.value.retval}, expected ${verdict}; out:\n${describeFrame(r.value.dataOut)}`);
-  if (out) {
-    const got = Buffer.from(r.value.dataOut);
-    assert.ok(got.equals(Buffer.from(out)), `output differs\n got:\n${describeFrame(got)}\n want:\n${describeFrame(out)}`);
-  }
-  const c1 = await counters();
-  const delta = Object.fromEntries(Object.keys(c1).map((k) => [k, Number(c1[k as SteerCounterName] - c0[k as SteerCounterName])]).filter(([, v]) => v !== 0));
-  assert.deepEqual(delta, moved);
-  return r.value.dataOut;
-}
+const expectRun = (frame: Uint8Array, verdict: number, out: Uint8Array | null, moved: Partial<Record<SteerCounterName, number>>): Promise<Uint8Array> =>
+  expectSteerRun(lab, s!, frame, verdict, out, moved);
 
 /** The TCP header of a frame's innermost TCP layer. */
 function tcpOf(frame: Uint8Array) {
