@@ -1,7 +1,7 @@
 /**
  * The agent's steering input built off its event loop (steer.ts `steerInputOffThread`): the same
  * maps as the synchronous steerInput (the golden table digest), a broken worker as an error value
- * the daemon reports and retries, and a daemon whose 100-server DC's table is built in a worker
+ * the daemon reports and retries, and a daemon whose 190-server DC's table is built in a worker
  * while its event loop keeps ticking.
  */
 import { after, test } from 'node:test';
@@ -16,7 +16,7 @@ import { Agent } from './daemon.ts';
 import { acmeConfig, acmeDoc, mustConfig } from './fixtures.ts';
 import { EventLog, fakeServer, testCompile, waitFor, writeConfig } from './daemon-fixtures.ts';
 import { bucketAt, compileSteer, formatSteer, type DesiredSteer } from '../compile/steer.ts';
-import { maglevBuilds } from '../compile/maglev.ts';
+import { maglevBuilds, steeringTable } from '../compile/maglev.ts';
 import { WORKER_MIN_SERVERS } from '../compile/maglev-async.ts';
 import { encodeBucket, type Bucket } from '../kernel/bpf/steer-layout.ts';
 import { fakeSteerMaps } from '../kernel/bpf/steer.ts';
@@ -41,11 +41,12 @@ function goldenText(d: DesiredSteer): string {
 function bigAms(n: number): Config {
   const doc = acmeDoc() as ReturnType<typeof acmeDoc> & { dcs: { ams: { servers: Record<string, unknown> } }; egress: { pools: Record<string, { sliceSize: number }> } };
   // Addresses from documentation ranges the example does not use otherwise (192.0.2.64/26 and
-  // 203.0.113.128/25: Acme's prefix is the lower half); nothing is configured on a real kernel.
+  // 203.0.113.128/25: Acme's prefix is the lower half), so at most 194 servers; nothing is
+  // configured on a real kernel.
   const address = (i: number) => (i < 64 ? `192.0.2.${64 + i}/26` : `203.0.113.${128 + i - 64}/25`);
   for (let i = 3; i <= n; i++) doc.dcs.ams.servers[`s${i}`] = { uplink: 'eth0', addresses: [address(i - 3)] };
-  // One port slice per server of ams: 65,536 / 512 = 128 slices.
-  (doc.egress.pools['nl-trusted'] as { sliceSize: number }).sliceSize = 512;
+  // One port slice per server of ams: 65,536 / 256 = 256 slices.
+  (doc.egress.pools['nl-trusted'] as { sliceSize: number }).sliceSize = 256;
   return mustConfig(doc);
 }
 
@@ -91,9 +92,9 @@ test("a broken worker is the agent's error value (code, path, message); the conf
   assert.deepEqual(none.value, sync.value);
 });
 
-test('the daemon builds a 100-server DC table in a worker: its loop keeps ticking, the maps end equal to the compile', async () => {
-  assert.ok(100 >= WORKER_MIN_SERVERS, 'the test DC must be large enough for the worker');
-  const cfg = bigAms(100);
+test('the daemon builds a 190-server DC table in a worker: its loop stalls far less than the build, the maps end equal to the compile', async () => {
+  assert.ok(190 >= WORKER_MIN_SERVERS, 'the test DC must be large enough for the worker');
+  const cfg = bigAms(190);
   const dir = await mkdtemp(join(tmpdir(), 'anyedge-steer-worker-'));
   const path = join(dir, 'store');
   const opened: LmdbConfigStore[] = [];
@@ -147,7 +148,12 @@ test('the daemon builds a 100-server DC table in a worker: its loop keeps tickin
     const h: Bucket | undefined = have.value.table[i];
     if (h?.first !== w.first || h?.second !== w.second) assert.fail(`bucket ${i}: ${JSON.stringify(h)} in the maps, ${JSON.stringify(w)} compiled`);
   }
-  // The agent's own pass (compile, plan over 65,537 buckets, apply) runs on the loop; only the
-  // table build (~0.3–0.5 s at 100 servers) was moved, and the loop never stopped that long.
-  assert.ok(gapMs < 250, `the agent's event loop stalled ${gapMs.toFixed(0)} ms`);
+  // The agent's own pass (compile, plan over 65,537 buckets, apply) still runs on the loop
+  // (~120 ms on an idle machine, 2–3× that under load); only the table build moved. The bar is
+  // the same build on the loop, timed now (a set not memoized yet), so load inflates both alike.
+  const t0 = performance.now();
+  const onLoop = steeringTable(Array.from({ length: 190 }, (_, i) => ({ id: `onloop${i}`, state: 'active' as const })));
+  const buildMs = performance.now() - t0;
+  assert.ok(onLoop.ok);
+  assert.ok(gapMs < buildMs / 2, `the agent's event loop stalled ${gapMs.toFixed(0)} ms; the build alone takes ${buildMs.toFixed(0)} ms`);
 });

@@ -91,21 +91,21 @@ test('concurrent requests for one server set share one worker', async () => {
   assert.notEqual(a.value.first, b.value.first, 'each caller gets its own copy');
 });
 
-test('while a worker builds the table of 300 servers, a 10 ms timer keeps firing (gaps < 150 ms); built in place, it does not', async () => {
+test('while a worker builds the table of 300 servers, a 10 ms timer keeps firing; built on the loop, it does not', async () => {
   const servers: SteeringServer[] = ids(300, 'loop').map((id) => ({ id, state: 'active' }));
   const off = await maxTimerGap(() => steeringTableOffThread(servers));
   assert.ok(off.value.ok, off.value.ok ? '' : off.value.error.message);
-  // 100 ms would do on an idle machine (gaps stay ≤ ~50 ms there: the worker, tsx's loader thread
-  // and GC share 2 cores with the loop); 150 leaves room for a loaded CI machine.
-  assert.ok(off.gapMs < 150, `the event loop stalled ${off.gapMs.toFixed(0)} ms while the worker built`);
   assert.ok(off.ticks >= 10, `only ${off.ticks} ticks: the build was too quick to show anything`);
-
-  // The control: the same build on the event loop (another set, so not memoized) blocks it, so
-  // the measurement above can tell the difference.
+  // The control: the same build on the event loop (another set, so not memoized) blocks it for
+  // its whole duration (~1 s idle), so the measurement can tell the difference.
   const other: SteeringServer[] = ids(300, 'block').map((id) => ({ id, state: 'active' }));
   const on = await maxTimerGap(async () => steeringTable(other));
   assert.ok(on.value.ok);
   assert.ok(on.gapMs > 300, `the synchronous build stalled the loop only ${on.gapMs.toFixed(0)} ms`);
+  // Idle, the loop never waits more than ~50 ms while the worker builds (the worker, tsx's loader
+  // thread and GC share 2 cores with it): 150 ms, or on a loaded machine a fifth of the control.
+  const bar = Math.max(150, on.gapMs / 5);
+  assert.ok(off.gapMs < bar, `the event loop stalled ${off.gapMs.toFixed(0)} ms while the worker built (bar ${bar.toFixed(0)} ms)`);
 });
 
 test('a worker that throws, exits, stays silent or answers nonsense is an error value, and the build is not memoized', async () => {
